@@ -1,0 +1,19 @@
+# Finds mailroom's dependencies. Used by the build and by the installed mailroomConfig.cmake,
+# so both see the same imported targets: Threads::Threads, MbedTLS::{mbedtls,mbedx509,mbedcrypto},
+# and c-ares as either c-ares::cares (upstream config) or PkgConfig::MAILROOM_CARES (Debian's .pc).
+include(CMakeFindDependencyMacro)
+set(THREADS_PREFER_PTHREAD_FLAG ON)
+find_dependency(Threads)
+find_dependency(MbedTLS)
+
+if(NOT TARGET c-ares::cares AND NOT TARGET PkgConfig::MAILROOM_CARES)
+  find_package(c-ares CONFIG QUIET)
+  if(NOT c-ares_FOUND)
+    find_package(PkgConfig REQUIRED)
+    pkg_check_modules(MAILROOM_CARES REQUIRED IMPORTED_TARGET libcares>=1.16)
+  endif()
+endif()
+
+if(NOT MAILROOM_ASIO_INCLUDE_DIR)
+  find_path(MAILROOM_ASIO_INCLUDE_DIR asio.hpp REQUIRED)
+endif()
