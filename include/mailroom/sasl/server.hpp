@@ -4,7 +4,7 @@
 // Contract: the protocol session decodes the client's base64 and feeds raw bytes to step(); the
 // mechanism answers with a challenge to send, or asks the session to consult the auth backend
 // (check_password for PLAIN/LOGIN, need_scram_secret for SCRAM), or finishes. A mechanism never
-// does I/O and never logs secrets. An empty initial response (SASL-IR "=") is step("").
+// does I/O and never logs secrets. An empty initial response (SASL-IR "=") is step("", true).
 #pragma once
 
 #include <array>

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Shared set-up for scripts/test.sh and scripts/run.sh: installs missing Debian packages (only when
+# root and only what is missing), then configures and builds into build/.
+# Env: BUILD_DIR (build), BUILD_TYPE (RelWithDebInfo), JOBS (nproc), CMAKE_ARGS (extra).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
+BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}"
+JOBS="${JOBS:-$(nproc)}"
+
+# Build tools and libraries, then the real peers the interop tests drive.
+PACKAGES=(cmake make g++ pkg-config libasio-dev libmbedtls-dev libc-ares-dev doctest-dev
+          python3 openssl ca-certificates swaks curl dnsmasq-base)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "setup: missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+  fi
+fi
+
+cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" -DMAILROOM_WERROR=ON ${CMAKE_ARGS:-} >/dev/null
+cmake --build "$BUILD_DIR" -j "$JOBS"
