@@ -3,7 +3,9 @@
 // Contract: a resolver belongs to one executor; its operations are called from that executor and
 // any number may be outstanding. Answers are returned as values; "no such name" and "no records of
 // that type" are dns::errc::nxdomain and dns::errc::no_data so callers can tell them from failures
-// (timeout, servfail) that should be retried later.
+// (timeout, servfail) that should be retried later. Names are queried as given (fully qualified;
+// no resolv.conf search domains). Arguments are copied when an operation is called, so the
+// returned task may be spawned or awaited after they are gone.
 #pragma once
 
 #include <chrono>
@@ -52,7 +54,10 @@ struct options {
 
 class resolver {
  public:
+  /// Throws std::invalid_argument for a malformed server entry, std::system_error when c-ares
+  /// cannot start.
   explicit resolver(executor ex, options opts = {});
+  /// Outstanding queries complete with errc::cancelled.
   ~resolver();
   resolver(resolver const&) = delete;
   resolver& operator=(resolver const&) = delete;
