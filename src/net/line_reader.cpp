@@ -36,7 +36,8 @@ task<result<void>> line_reader::fill(stream& s) {
   co_return result<void>{};
 }
 
-task<result<line_reader::line>> line_reader::read_line(stream& s) {
+task<result<line_reader::line>> line_reader::read_line(stream& s, std::size_t limit) {
+  std::size_t const cap = limit == 0 ? max_line_ : std::min(limit, buf_.size() - 2);
   std::size_t scanned = begin_;
   bool skipping = false;  // inside an overlong line: drop bytes until its LF
   for (;;) {
@@ -49,7 +50,7 @@ task<result<line_reader::line>> line_reader::read_line(stream& s) {
       std::size_t len = lf - begin_;
       bool crlf = len > 0 && buf_[lf - 1] == '\r';
       if (crlf) --len;
-      if (len > max_line_) {
+      if (len > cap) {
         begin_ = lf + 1;
         co_return fail(errc::line_too_long);
       }
@@ -58,7 +59,7 @@ task<result<line_reader::line>> line_reader::read_line(stream& s) {
       if (begin_ == end_) begin_ = end_ = 0;  // safe: the view stays valid until the next call
       co_return l;
     }
-    if (end_ - begin_ > max_line_ + 1) {  // no LF within the cap (+1 for a CR): drop what we have
+    if (end_ - begin_ > cap + 1) {  // no LF within the cap (+1 for a CR): drop what we have
       skipping = true;
       begin_ = end_ = 0;
     }

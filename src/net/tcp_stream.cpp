@@ -118,6 +118,11 @@ void tcp_stream::close() noexcept {
   impl_->socket.close(ignored);
 }
 
+void tcp_stream::cancel() noexcept {
+  std::error_code ignored;
+  impl_->socket.cancel(ignored);
+}
+
 task<result<std::unique_ptr<tcp_stream>>> tcp_stream::connect(executor ex, asio::ip::tcp::endpoint ep,
                                                                std::chrono::milliseconds deadline) {
   auto s = std::make_unique<tcp_stream>(asio::ip::tcp::socket(ex));

@@ -15,6 +15,7 @@ void run(asio::io_context& io, task<void> t, std::chrono::seconds limit) {
   asio::co_spawn(io, std::move(t), [&](std::exception_ptr e) {
     err = e;
     done = true;
+    io.stop();
   });
   io.restart();
   io.run_for(limit);

@@ -16,8 +16,8 @@
 
 namespace mailroom::testing {
 
-/// Runs one coroutine to completion on a fresh io_context (or until `limit` passes, which fails
-/// the test with an exception) and returns its value.
+/// Runs io until the coroutine completes (then stops io, leaving other work such as servers
+/// pending for a later run) or until `limit` passes, which throws. Returns the coroutine's value.
 template <class T>
 T run(asio::io_context& io, task<T> t, std::chrono::seconds limit = std::chrono::seconds(30)) {
   std::optional<T> out;
@@ -25,6 +25,7 @@ T run(asio::io_context& io, task<T> t, std::chrono::seconds limit = std::chrono:
   asio::co_spawn(io, std::move(t), [&](std::exception_ptr e, T v) {
     err = e;
     if (!e) out.emplace(std::move(v));
+    io.stop();
   });
   io.restart();
   io.run_for(limit);

@@ -26,7 +26,8 @@ class line_reader {
   /// max_line counts the bytes before the terminator. The buffer holds at least max_line + 2 bytes.
   explicit line_reader(std::size_t max_line, std::size_t buffer_size = 16 * 1024);
 
-  task<result<line>> read_line(stream& s);
+  /// limit: a tighter or looser cap for this line (0 = max_line); at most buffer size - 2.
+  task<result<line>> read_line(stream& s, std::size_t limit = 0);
 
   /// Bytes read from the stream and not yet consumed.
   std::span<char const> buffered() const noexcept { return {buf_.data() + begin_, end_ - begin_}; }

@@ -47,6 +47,10 @@ class stream {
   /// Closes at once; pending operations complete with an error.
   virtual void close() noexcept = 0;
 
+  /// Makes pending operations complete early with asio::error::operation_aborted; the stream
+  /// stays usable (a server uses this to wake idle sessions at shutdown and greet them with 421).
+  virtual void cancel() noexcept = 0;
+
   /// Deadlines for each following read and write operation.
   virtual void set_timeouts(timeouts t) = 0;
 

@@ -20,6 +20,7 @@ class tcp_stream final : public stream {
   using stream::write;
   task<void> shutdown() override;
   void close() noexcept override;
+  void cancel() noexcept override;
   void set_timeouts(timeouts t) override;
 
   asio::ip::tcp::socket& socket() noexcept;
