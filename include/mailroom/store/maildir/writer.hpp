@@ -1,0 +1,75 @@
+// Durable delivery of one message into a Maildir (tmp/ -> new/), streamed.
+//
+// Contract: commit() returns only after the message file and the new/ directory entry are on
+// stable storage (fsync of the file, rename, fsync of new/); a crash before that leaves at most
+// a file in tmp/, never a partial file in new/. Directory fsyncs are shared by concurrent
+// commits (group commit), so many sessions pay for one directory flush.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+
+#include "mailroom/core/blocking.hpp"
+#include "mailroom/core/result.hpp"
+#include "mailroom/core/task.hpp"
+
+namespace mailroom::store::maildir {
+
+/// A Maildir's location plus the shared state for group commits. Thread-safe.
+class directory {
+ public:
+  /// Creates root, root/tmp, root/new and root/cur if missing (mode 0700).
+  static result<std::shared_ptr<directory>> open(std::string root, blocking_pool& pool);
+
+  std::string const& root() const noexcept { return root_; }
+  blocking_pool& pool() noexcept { return pool_; }
+
+  /// Completes after an fsync of new/ that began after the call.
+  task<std::error_code> sync_new();
+
+  /// A name unique to this host and process: "<sec>.M<usec>P<pid>Q<n>.<host>".
+  std::string unique_name();
+
+  directory(std::string root, blocking_pool& pool);
+
+ private:
+  std::string root_;
+  blocking_pool& pool_;
+  std::mutex sync_mutex_;
+  std::uint64_t requested_ = 0;  // tickets handed out (guarded by sync_mutex_)
+  std::uint64_t synced_ = 0;     // every ticket <= synced_ is durable
+  std::uint64_t counter_ = 0;
+  std::string hostname_;
+};
+
+class writer {
+ public:
+  /// Opens a fresh file in tmp/.
+  static result<std::unique_ptr<writer>> create(std::shared_ptr<directory> dir);
+  ~writer();  ///< an uncommitted file is removed
+
+  /// Appends bytes (buffered).
+  result<void> write(std::span<char const> data);
+  /// Makes the message durable in new/ and returns its file name there ("<unique>,S=<size>").
+  task<result<std::string>> commit();
+  /// Drops the message.
+  void abort() noexcept;
+
+  std::uint64_t size() const noexcept { return size_; }
+
+ private:
+  writer(std::shared_ptr<directory> dir, int fd, std::string name);
+  result<void> flush_buffer();
+
+  std::shared_ptr<directory> dir_;
+  int fd_;
+  std::string name_;
+  std::string buffer_;
+  std::uint64_t size_ = 0;
+  bool done_ = false;
+};
+
+}  // namespace mailroom::store::maildir
