@@ -3,7 +3,11 @@
 // Contract: contexts are immutable once built and may be shared by many connections and threads
 // (each thread draws randomness from its own DRBG). accept()/connect() take ownership of the
 // lower stream, run the handshake under the lower stream's deadlines, and return a stream whose
-// tls() details are set. Errors are tls::errc or mbedTLS codes in the "mailroom.tls" category.
+// tls() details are set. Errors are tls::errc or mbedTLS codes (negative values, message from
+// mbedtls_strerror) in the "mailroom.tls" category, or the lower stream's own errors.
+//
+// Deadlines: the lower stream's timeouts (set_timeouts forwards to it) bound each wait for the
+// peer during the handshake, reads and writes. The peer's close_notify reads as net::errc::eof.
 #pragma once
 
 #include <memory>
@@ -21,7 +25,7 @@ enum class errc {
   bad_certificate = 1,  ///< certificate or key could not be parsed, or they do not match
   handshake_failed,     ///< the peer's handshake was malformed or rejected
   verify_failed,        ///< the peer's certificate did not verify against the trust anchors
-  closed,               ///< the peer sent close_notify
+  closed,               ///< the session is over (after shutdown() or a fatal TLS error)
 };
 std::error_category const& category() noexcept;
 inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), category()}; }
@@ -81,10 +85,13 @@ class client_context {
   std::unique_ptr<impl> impl_;
 };
 
-/// Server side handshake over `next`.
+/// Server side handshake over `next`. Fails with errc::verify_failed when a peer certificate was
+/// rejected, errc::handshake_failed for any other TLS failure, or the lower stream's error
+/// (net::errc::timeout, net::errc::eof) when the transport failed first.
 task<result<std::unique_ptr<stream>>> accept(std::shared_ptr<server_context> ctx, std::unique_ptr<stream> next);
 
-/// Client side handshake over `next`; server_name is sent as SNI and checked when verifying.
+/// Client side handshake over `next`; server_name is sent as SNI and checked when verifying
+/// (empty: no SNI, chain-only verification). Fails as accept() does.
 task<result<std::unique_ptr<stream>>> connect(std::shared_ptr<client_context> ctx, std::unique_ptr<stream> next,
                                               std::string const& server_name);
 
