@@ -1,0 +1,97 @@
+"""Shared helpers for interop tests: start examples/smtp_sink on loopback, read its Maildir."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+BIN_DIR = os.environ.get("MAILROOM_BIN_DIR", os.path.join(os.getcwd(), "bin"))
+USER, PASSWORD = "alice", "s3cret pass"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, secs=10.0):
+    deadline = time.time() + secs
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("smtp_sink exited early with %s" % proc.returncode)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("port %d did not open" % port)
+
+
+def require_tool(name):
+    if shutil.which(name) is None:
+        print("SKIP: %s is not installed (scripts/test.sh installs it)" % name)
+        sys.exit(77)
+
+
+class Sink:
+    """smtp_sink with plain (STARTTLS) and implicit-TLS listeners, a self-signed certificate and one user."""
+
+    def __init__(self, extra=()):
+        self.dir = tempfile.mkdtemp(prefix="mailroom-interop-")
+        self.maildir = os.path.join(self.dir, "Maildir")
+        self.port = free_port()
+        self.tls_port = free_port()
+        args = [os.path.join(BIN_DIR, "smtp_sink"),
+                "--listen", "127.0.0.1:%d" % self.port,
+                "--listen-tls", "127.0.0.1:%d" % self.tls_port,
+                "--maildir", self.maildir, "--self-signed", "--hostname", "mx.test",
+                "--user", "%s:%s" % (USER, PASSWORD), "--log-level", "warning"] + list(extra)
+        self.log = open(os.path.join(self.dir, "sink.log"), "w+")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log)
+        wait_port(self.port, self.proc)
+        wait_port(self.tls_port, self.proc)
+
+    def messages(self):
+        new = os.path.join(self.maildir, "new")
+        out = []
+        for name in sorted(os.listdir(new)):
+            with open(os.path.join(new, name), "rb") as f:
+                out.append(f.read())
+        return out
+
+    def leftovers_in_tmp(self):
+        return os.listdir(os.path.join(self.maildir, "tmp"))
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            out, _ = self.proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+        self.log.seek(0)
+        log = self.log.read()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return self.proc.returncode, out, log
+
+
+class SinkTest(unittest.TestCase):
+    extra_args = ()
+
+    def setUp(self):
+        self.sink = Sink(self.extra_args)
+
+    def tearDown(self):
+        code, out, log = self.sink.stop()
+        self.assertEqual(code, 0, "smtp_sink exit code; log:\n" + log)
+        self.assertEqual(out, b"", "smtp_sink must print nothing on stdout")
+
+
+def main():
+    unittest.main(verbosity=2)

@@ -1,0 +1,126 @@
+"""swaks, curl and openssl s_client (clients nobody here wrote) against smtp_sink."""
+import os
+import subprocess
+import sys
+import tempfile
+
+import sinklib
+from sinklib import PASSWORD, USER
+
+TOOL = sys.argv.pop(1) if len(sys.argv) > 1 else "swaks"
+sinklib.require_tool({"swaks": "swaks", "curl": "curl", "openssl": "openssl"}[TOOL])
+
+
+def run(args, **kw):
+    return subprocess.run(args, capture_output=True, timeout=60, **kw)
+
+
+class SwaksTest(sinklib.SinkTest):
+    def swaks(self, *extra):
+        return run(["swaks", "--server", "127.0.0.1", "--port", str(self.sink.port), "--from", "a@example.org",
+                    "--to", "b@example.net", "--helo", "swaks.test", "--timeout", "20"] + list(extra))
+
+    def test_plain(self):
+        r = self.swaks("--header", "Subject: swaks plain")
+        self.assertEqual(r.returncode, 0, r.stdout.decode(errors="replace"))
+        self.assertIn(b"Subject: swaks plain", self.sink.messages()[0])
+
+    def test_pipelining(self):
+        r = self.swaks("--pipeline", "--header", "Subject: piped")
+        self.assertEqual(r.returncode, 0, r.stdout.decode(errors="replace"))
+        self.assertEqual(len(self.sink.messages()), 1)
+
+    def test_starttls_auth_plain_and_login(self):
+        for mech in ("PLAIN", "LOGIN"):
+            r = self.swaks("--tls", "--auth", mech, "--auth-user", USER, "--auth-password", PASSWORD,
+                           "--header", "Subject: auth " + mech)
+            self.assertEqual(r.returncode, 0, r.stdout.decode(errors="replace"))
+        msgs = self.sink.messages()
+        self.assertEqual(len(msgs), 2)
+
+    def test_wrong_password_is_refused(self):
+        r = self.swaks("--tls", "--auth", "PLAIN", "--auth-user", USER, "--auth-password", "nope")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(b"535 5.7.8", r.stdout)
+        self.assertEqual(self.sink.messages(), [])
+
+    def test_auth_without_tls_is_refused(self):
+        r = self.swaks("--auth", "PLAIN", "--auth-user", USER, "--auth-password", PASSWORD)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertEqual(self.sink.messages(), [])
+
+    def test_implicit_tls(self):
+        r = run(["swaks", "--server", "127.0.0.1", "--port", str(self.sink.tls_port), "--tlsc", "--from",
+                 "a@example.org", "--to", "b@example.net", "--auth", "LOGIN", "--auth-user", USER,
+                 "--auth-password", PASSWORD, "--timeout", "20"])
+        self.assertEqual(r.returncode, 0, r.stdout.decode(errors="replace"))
+        self.assertEqual(len(self.sink.messages()), 1)
+
+
+class CurlTest(sinklib.SinkTest):
+    def upload(self, url, *extra):
+        with tempfile.NamedTemporaryFile("wb", delete=False) as f:
+            f.write(b"From: a@example.org\r\nTo: b@example.net\r\nSubject: curl\r\n\r\nsent by curl\r\n.dot\r\n")
+            path = f.name
+        try:
+            return run(["curl", "--silent", "--show-error", "--max-time", "20", url, "--mail-from", "a@example.org",
+                        "--mail-rcpt", "b@example.net", "--upload-file", path] + list(extra))
+        finally:
+            os.unlink(path)
+
+    def test_smtp(self):
+        r = self.upload("smtp://127.0.0.1:%d/curl.test" % self.sink.port)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        msgs = self.sink.messages()
+        self.assertEqual(len(msgs), 1)
+        self.assertIn(b"sent by curl\r\n.dot\r\n", msgs[0])
+
+    def test_smtp_starttls_required_with_auth(self):
+        r = self.upload("smtp://127.0.0.1:%d/curl.test" % self.sink.port, "--ssl-reqd", "--insecure",
+                        "--user", "%s:%s" % (USER, PASSWORD))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(self.sink.messages()), 1)
+
+    def test_smtps(self):
+        r = self.upload("smtps://127.0.0.1:%d/curl.test" % self.sink.tls_port, "--insecure",
+                        "--user", "%s:%s" % (USER, PASSWORD))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(self.sink.messages()), 1)
+
+    def test_smtps_bad_password(self):
+        r = self.upload("smtps://127.0.0.1:%d/curl.test" % self.sink.tls_port, "--insecure",
+                        "--user", "%s:%s" % (USER, "bad"))
+        self.assertNotEqual(r.returncode, 0)
+        self.assertEqual(self.sink.messages(), [])
+
+
+class OpensslTest(sinklib.SinkTest):
+    def s_client(self, args, stdin):
+        return run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % args[0], "-servername", "mx.test",
+                    "-ign_eof"] + list(args[1:]), input=stdin)
+
+    def test_starttls_handshake(self):
+        r = self.s_client([self.sink.port, "-starttls", "smtp", "-tls1_2"], b"EHLO openssl\r\nQUIT\r\n")
+        out = r.stdout.decode(errors="replace")
+        self.assertIn("CN = mx.test", out)
+        self.assertRegex(out, r"Protocol\s*: TLSv1\.2")
+        self.assertIn("250-mx.test", out)
+        self.assertIn("221 2.0.0", out)
+
+    def test_implicit_tls_handshake(self):
+        r = self.s_client([self.sink.tls_port], b"EHLO openssl\r\nQUIT\r\n")
+        out = r.stdout.decode(errors="replace")
+        self.assertIn("220 mx.test", out)
+        self.assertIn("AUTH", out)
+
+    def test_tls_1_0_refused(self):
+        r = self.s_client([self.sink.tls_port, "-tls1", "-cipher", "DEFAULT@SECLEVEL=0"], b"")
+        self.assertNotIn("220 mx.test", r.stdout.decode(errors="replace"))
+
+
+if __name__ == "__main__":
+    cls = {"swaks": SwaksTest, "curl": CurlTest, "openssl": OpensslTest}[TOOL]
+    import unittest
+    suite = unittest.defaultTestLoader.loadTestsFromTestCase(cls)
+    result = unittest.TextTestRunner(verbosity=2).run(suite)
+    sys.exit(0 if result.wasSuccessful() else 1)
