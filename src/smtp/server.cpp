@@ -933,8 +933,25 @@ task<void> refuse(std::unique_ptr<net::tcp_stream> s, std::string text) {
   co_await s->shutdown();
 }
 
-task<void> accept_loop(std::shared_ptr<server::impl> self, server* owner, asio::ip::tcp::acceptor* acc,
-                       listener_options lo) {
+task<void> run_session(std::shared_ptr<server::impl> self, std::unique_ptr<net::stream> stream,
+                       asio::ip::tcp::endpoint remote, asio::ip::tcp::endpoint local, listener_options lo) {
+  session_info info;
+  info.id = make_session_id();
+  info.remote = remote;
+  info.local = local;
+  session s(*self, std::move(stream), std::move(info), std::move(lo));
+  auto it = self->sessions.insert(self->sessions.end(), &s);
+  try {
+    co_await s.run();
+  } catch (std::exception const& e) {
+    self->log.error("session ended by exception", {{"error", e.what()}});
+  }
+  self->sessions.erase(it);
+  if (self->stopping && self->sessions.empty()) self->drained.cancel();
+}
+
+// Holds the impl, never the server object, so a server destroyed mid-accept is never touched.
+task<void> accept_loop(std::shared_ptr<server::impl> self, asio::ip::tcp::acceptor* acc, listener_options lo) {
   for (;;) {
     auto [ec, sock] = co_await acc->async_accept(use_tuple);
     if (self->stopping || ec == asio::error::operation_aborted || !acc->is_open()) co_return;
@@ -954,7 +971,7 @@ task<void> accept_loop(std::shared_ptr<server::impl> self, server* owner, asio::
                      asio::detached);
       continue;
     }
-    asio::co_spawn(self->ex, owner->serve(std::move(stream), remote, local, lo), asio::detached);
+    asio::co_spawn(self->ex, run_session(self, std::move(stream), remote, local, lo), asio::detached);
   }
 }
 }  // namespace
@@ -986,25 +1003,12 @@ result<asio::ip::tcp::endpoint> server::listen(listener_options const& opts) {
 
 void server::listen(asio::ip::tcp::acceptor acceptor, listener_options const& opts) {
   impl_->acceptors.push_back(std::make_unique<asio::ip::tcp::acceptor>(std::move(acceptor)));
-  asio::co_spawn(impl_->ex, accept_loop(impl_, this, impl_->acceptors.back().get(), opts), asio::detached);
+  asio::co_spawn(impl_->ex, accept_loop(impl_, impl_->acceptors.back().get(), opts), asio::detached);
 }
 
 task<void> server::serve(std::unique_ptr<net::stream> stream, asio::ip::tcp::endpoint remote,
                          asio::ip::tcp::endpoint local, listener_options const& opts) {
-  auto self = impl_;
-  session_info info;
-  info.id = make_session_id();
-  info.remote = remote;
-  info.local = local;
-  session s(*self, std::move(stream), std::move(info), opts);
-  auto it = self->sessions.insert(self->sessions.end(), &s);
-  try {
-    co_await s.run();
-  } catch (std::exception const& e) {
-    self->log.error("session ended by exception", {{"error", e.what()}});
-  }
-  self->sessions.erase(it);
-  if (self->stopping && self->sessions.empty()) self->drained.cancel();
+  return run_session(impl_, std::move(stream), remote, local, opts);
 }
 
 task<void> server::shutdown(std::chrono::milliseconds grace) {

@@ -41,16 +41,26 @@ def require_tool(name):
 class Sink:
     """smtp_sink with plain (STARTTLS) and implicit-TLS listeners, a self-signed certificate and one user."""
 
-    def __init__(self, extra=()):
+    def __init__(self, extra=(), openssl_cert=False):
         self.dir = tempfile.mkdtemp(prefix="mailroom-interop-")
         self.maildir = os.path.join(self.dir, "Maildir")
         self.port = free_port()
         self.tls_port = free_port()
+        if openssl_cert:
+            # A certificate made by another tool, for localhost and 127.0.0.1, loaded from files.
+            self.cert, key = os.path.join(self.dir, "cert.pem"), os.path.join(self.dir, "key.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                            "-nodes", "-keyout", key, "-out", self.cert, "-days", "2", "-subj", "/CN=localhost",
+                            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                           check=True, capture_output=True)
+            tls = ["--tls-cert", self.cert, "--tls-key", key]
+        else:
+            self.cert, tls = None, ["--self-signed"]
         args = [os.path.join(BIN_DIR, "smtp_sink"),
                 "--listen", "127.0.0.1:%d" % self.port,
                 "--listen-tls", "127.0.0.1:%d" % self.tls_port,
-                "--maildir", self.maildir, "--self-signed", "--hostname", "mx.test",
-                "--user", "%s:%s" % (USER, PASSWORD), "--log-level", "warning"] + list(extra)
+                "--maildir", self.maildir, "--hostname", "mx.test",
+                "--user", "%s:%s" % (USER, PASSWORD), "--log-level", "warning"] + tls + list(extra)
         self.log = open(os.path.join(self.dir, "sink.log"), "w+")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log)
         wait_port(self.port, self.proc)
@@ -83,9 +93,10 @@ class Sink:
 
 class SinkTest(unittest.TestCase):
     extra_args = ()
+    openssl_cert = False
 
     def setUp(self):
-        self.sink = Sink(self.extra_args)
+        self.sink = Sink(self.extra_args, self.openssl_cert)
 
     def tearDown(self):
         code, out, log = self.sink.stop()

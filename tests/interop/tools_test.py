@@ -8,7 +8,7 @@ import sinklib
 from sinklib import PASSWORD, USER
 
 TOOL = sys.argv.pop(1) if len(sys.argv) > 1 else "swaks"
-sinklib.require_tool({"swaks": "swaks", "curl": "curl", "openssl": "openssl"}[TOOL])
+sinklib.require_tool({"swaks": "swaks", "curl": "curl", "openssl": "openssl", "gsasl": "gsasl"}[TOOL])
 
 
 def run(args, **kw):
@@ -118,9 +118,43 @@ class OpensslTest(sinklib.SinkTest):
         self.assertNotIn("220 mx.test", r.stdout.decode(errors="replace"))
 
 
+class GsaslTest(sinklib.SinkTest):
+    """GNU SASL's client: the one real SCRAM-SHA-256 client in Debian."""
+    openssl_cert = True
+
+    def gsasl(self, mech, password, *extra):
+        return run(["gsasl", "--smtp", "--connect", "127.0.0.1:%d" % self.sink.port, "-m", mech, "-a", USER,
+                    "-p", password] + list(extra), stdin=subprocess.DEVNULL)
+
+    def test_scram_sha256_over_starttls(self):
+        # Verifies our certificate chain and name; --no-cb: we offer SCRAM without channel binding.
+        r = self.gsasl("SCRAM-SHA-256", PASSWORD, "--starttls", "--x509-ca-file", self.sink.cert, "--no-cb")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn(b"235 2.7.0", r.stdout + r.stderr)
+
+    def test_scram_sha256_wrong_password(self):
+        r = self.gsasl("SCRAM-SHA-256", "wrong", "--starttls", "--x509-ca-file", self.sink.cert, "--no-cb")
+        self.assertNotEqual(r.returncode, 0)
+
+    def test_plain_and_login_over_starttls(self):
+        for mech in ("PLAIN", "LOGIN"):
+            r = self.gsasl(mech, PASSWORD, "--starttls", "--x509-ca-file", self.sink.cert)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+
+class GsaslPlaintextTest(sinklib.SinkTest):
+    extra_args = ("--allow-plaintext-auth",)
+
+    def test_scram_sha256_without_tls_on_a_lan_listener(self):
+        r = run(["gsasl", "--smtp", "--connect", "127.0.0.1:%d" % self.sink.port, "--no-starttls", "-m",
+                 "SCRAM-SHA-256", "-a", USER, "-p", PASSWORD], stdin=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+
 if __name__ == "__main__":
-    cls = {"swaks": SwaksTest, "curl": CurlTest, "openssl": OpensslTest}[TOOL]
+    cls = {"swaks": [SwaksTest], "curl": [CurlTest], "openssl": [OpensslTest],
+           "gsasl": [GsaslTest, GsaslPlaintextTest]}[TOOL]
     import unittest
-    suite = unittest.defaultTestLoader.loadTestsFromTestCase(cls)
+    suite = unittest.TestSuite(unittest.defaultTestLoader.loadTestsFromTestCase(c) for c in cls)
     result = unittest.TextTestRunner(verbosity=2).run(suite)
     sys.exit(0 if result.wasSuccessful() else 1)

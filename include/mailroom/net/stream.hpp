@@ -57,8 +57,10 @@ class stream {
   /// Non-null once a TLS layer is established on this stream.
   virtual tls_details const* tls() const noexcept { return nullptr; }
 
-  /// Convenience: write a string.
+  /// Convenience overloads for text.
   task<result<void>> write(std::string_view s) { return write(std::span<char const>(s.data(), s.size())); }
+  task<result<void>> write(std::string const& s) { return write(std::string_view(s)); }
+  task<result<void>> write(char const* s) { return write(std::string_view(s)); }
 };
 
 }  // namespace mailroom::net
