@@ -49,21 +49,28 @@ struct tcp_stream::impl {
   timeouts limits;
   bool read_expired = false;
   bool write_expired = false;
+  std::uint64_t read_gen = 0;   // an expiry handler acts only for the operation that armed it
+  std::uint64_t write_gen = 0;
 };
 
 namespace {
 void arm(std::shared_ptr<tcp_stream::impl> const& self, asio::steady_timer& timer, bool& expired,
-         std::chrono::milliseconds d) {
+         std::uint64_t& gen, std::chrono::milliseconds d) {
   expired = false;
   timer.expires_after(d);
-  timer.async_wait([weak = std::weak_ptr(self), &expired](std::error_code ec) {
+  timer.async_wait([weak = std::weak_ptr(self), &expired, &gen, mine = ++gen](std::error_code ec) {
     if (ec) return;
-    if (auto s = weak.lock()) {
+    if (auto s = weak.lock(); s && gen == mine) {
       expired = true;
       std::error_code ignored;
       s->socket.cancel(ignored);
     }
   });
+}
+
+void disarm(asio::steady_timer& timer, std::uint64_t& gen) {
+  ++gen;  // an expiry already queued is stale now
+  timer.cancel();
 }
 }  // namespace
 
@@ -82,9 +89,9 @@ void tcp_stream::set_timeouts(timeouts t) { impl_->limits = t; }
 
 task<result<std::size_t>> tcp_stream::read_some(std::span<char> buf) {
   auto self = impl_;
-  arm(self, self->read_timer, self->read_expired, self->limits.read);
+  arm(self, self->read_timer, self->read_expired, self->read_gen, self->limits.read);
   auto [ec, n] = co_await self->socket.async_read_some(asio::buffer(buf.data(), buf.size()), use_tuple);
-  self->read_timer.cancel();
+  disarm(self->read_timer, self->read_gen);
   if (ec) {
     if (self->read_expired) co_return fail(errc::timeout);
     co_return fail(map_error(ec));
@@ -94,9 +101,9 @@ task<result<std::size_t>> tcp_stream::read_some(std::span<char> buf) {
 
 task<result<void>> tcp_stream::write(std::span<char const> data) {
   auto self = impl_;
-  arm(self, self->write_timer, self->write_expired, self->limits.write);
+  arm(self, self->write_timer, self->write_expired, self->write_gen, self->limits.write);
   auto [ec, n] = co_await asio::async_write(self->socket, asio::buffer(data.data(), data.size()), use_tuple);
-  self->write_timer.cancel();
+  disarm(self->write_timer, self->write_gen);
   if (ec) {
     if (self->write_expired) co_return fail(errc::timeout);
     co_return fail(map_error(ec));
@@ -127,9 +134,9 @@ task<result<std::unique_ptr<tcp_stream>>> tcp_stream::connect(executor ex, asio:
                                                                std::chrono::milliseconds deadline) {
   auto s = std::make_unique<tcp_stream>(asio::ip::tcp::socket(ex));
   auto self = s->impl_;
-  arm(self, self->write_timer, self->write_expired, deadline);
+  arm(self, self->write_timer, self->write_expired, self->write_gen, deadline);
   auto [ec] = co_await self->socket.async_connect(ep, use_tuple);
-  self->write_timer.cancel();
+  disarm(self->write_timer, self->write_gen);
   if (ec) {
     if (self->write_expired) co_return fail(errc::timeout);
     co_return fail(ec);

@@ -123,6 +123,24 @@ std::optional<std::string> xtext_decode(std::string_view s) {
   return out;
 }
 
+namespace {
+// ENVID and ORCPT end up in DSN headers: only printable US-ASCII may come out of xtext there.
+std::optional<std::string> xtext_decode_printable(std::string_view s) {
+  auto v = xtext_decode(s);
+  if (v)
+    for (unsigned char c : *v)
+      if (c < 0x20 || c == 0x7f) return std::nullopt;
+  return v;
+}
+
+bool is_atom(std::string_view s) {
+  if (s.empty() || s.size() > 32) return false;
+  for (char c : s)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  return true;
+}
+}  // namespace
+
 std::string xtext_encode(std::string_view s) {
   static constexpr char hexd[] = "0123456789ABCDEF";
   std::string out;
@@ -202,12 +220,12 @@ expected<mail_command, reply> parse_mail(std::string_view args, extension_set co
       else return unexpected(replies::bad_arguments("Bad RET parameter"));
       if (!set_once(ret, r)) return unexpected(replies::bad_arguments("Duplicate RET parameter"));
     } else if (text::iequals(pr.key, "ENVID") && ext.dsn) {
-      auto v = pr.value ? xtext_decode(*pr.value) : std::nullopt;
+      auto v = pr.value ? xtext_decode_printable(*pr.value) : std::nullopt;
       if (!v || v->empty() || v->size() > 100 || !set_once(envid, std::move(*v)))
         return unexpected(replies::bad_arguments("Bad ENVID parameter"));
     } else if (text::iequals(pr.key, "AUTH")) {
-      auto v = pr.value ? xtext_decode(*pr.value) : std::nullopt;
-      if (!v || v->empty() || !set_once(auth, std::move(*v)))
+      auto v = pr.value ? xtext_decode_printable(*pr.value) : std::nullopt;
+      if (!v || v->empty() || v->size() > 500 || !set_once(auth, std::move(*v)))
         return unexpected(replies::bad_arguments("Bad AUTH parameter"));
     } else {
       return unexpected(replies::unrecognized_parameter("Unsupported parameter " + std::string(pr.key)));
@@ -257,8 +275,9 @@ expected<rcpt_command, reply> parse_rcpt(std::string_view args, extension_set co
       if (!pr.value || have_orcpt) return unexpected(replies::bad_arguments("Bad ORCPT parameter"));
       have_orcpt = true;
       auto semi = pr.value->find(';');
-      if (semi == std::string_view::npos || semi == 0) return unexpected(replies::bad_arguments("Bad ORCPT parameter"));
-      auto decoded = xtext_decode(pr.value->substr(semi + 1));
+      if (semi == std::string_view::npos || !is_atom(pr.value->substr(0, semi)))
+        return unexpected(replies::bad_arguments("Bad ORCPT parameter"));
+      auto decoded = xtext_decode_printable(pr.value->substr(semi + 1));
       if (!decoded || decoded->empty() || decoded->size() > 500) return unexpected(replies::bad_arguments("Bad ORCPT parameter"));
       out.params.orcpt_type = text::to_lower(pr.value->substr(0, semi));
       out.params.orcpt = std::move(*decoded);

@@ -53,6 +53,7 @@ std::string endpoint_string(asio::ip::tcp::endpoint const& ep) {
 // ---- default hooks ---------------------------------------------------------------------------
 
 task<reply> session_handler::on_helo(std::string_view) { co_return replies::ok(); }
+task<reply> session_handler::on_tls(net::tls_details const&) { co_return replies::ok(); }
 task<reply> session_handler::on_auth(auth::identity const&) { co_return replies::auth_succeeded(); }
 task<reply> session_handler::on_mail(address const&, mail_params const&) { co_return replies::sender_ok(); }
 task<reply> session_handler::on_rcpt(address const&, rcpt_params const&) { co_return replies::recipient_ok(); }
@@ -99,18 +100,22 @@ class session {
         reader_(srv.opts.max_line, std::max<std::size_t>(16 * 1024, max_sasl_line + 2)),
         info_(std::move(info)),
         listener_(std::move(lo)),
-        log_(srv.log.with_id(info_.id)) {}
+        log_(srv.log.with_id(info_.id)),
+        watchdog_(srv.ex) {}
 
   task<void> run();
 
-  /// Shutdown: idle sessions are woken and told 421; busy ones finish their command first.
+  /// Shutdown: idle sessions are woken and told 421; busy ones finish their command first;
+  /// handshakes in progress are cut.
   void request_stop() noexcept {
     stop_ = true;
-    if (idle_ && stream_) stream_->cancel();
+    if (handshake_lower_) handshake_lower_->close();
+    else if (idle_ && stream_) stream_->cancel();
   }
   void force_close() noexcept {
     stop_ = true;
-    if (stream_) stream_->close();
+    if (handshake_lower_) handshake_lower_->close();
+    else if (stream_) stream_->close();
   }
 
  private:
@@ -133,12 +138,54 @@ class session {
     auto b = reader_.buffered();
     return std::find(b.begin(), b.end(), '\n') != b.end();
   }
+  // A whole-line deadline on top of the per-read one: a client trickling a byte now and then
+  // cannot hold a command line (or the session) open for longer than command_timeout.
   task<result<net::line_reader::line>> next_line(std::size_t limit = 0) {
     if (!line_buffered()) {
       auto w = co_await flush();
       if (!w) co_return fail(w.error());
     }
-    co_return co_await reader_.read_line(*stream_, limit);
+    idle_ = true;
+    arm_watchdog(opts_.command_timeout);
+    auto l = co_await reader_.read_line(*stream_, limit);
+    disarm_watchdog();
+    idle_ = false;
+    if (!l && watchdog_fired_) co_return fail(net::errc::timeout);
+    co_return l;
+  }
+
+  // The watchdog cancels the stream (or closes the transport under a TLS handshake) when an
+  // operation takes longer than its overall deadline. Stale expiries are ignored by generation.
+  void arm_watchdog(std::chrono::milliseconds d) {
+    watchdog_fired_ = false;
+    watchdog_.expires_after(d);
+    watchdog_.async_wait([alive = std::weak_ptr<int>(alive_), gen = ++watchdog_gen_, this](std::error_code ec) {
+      if (ec || alive.expired() || gen != watchdog_gen_) return;
+      watchdog_fired_ = true;
+      if (handshake_lower_) handshake_lower_->close();
+      else if (stream_) stream_->cancel();
+    });
+  }
+  void disarm_watchdog() {
+    ++watchdog_gen_;
+    watchdog_.cancel();
+  }
+
+  // TLS server handshake with an overall deadline; the transport stays reachable for shutdown.
+  task<bool> start_tls() {
+    handshake_lower_ = stream_.get();
+    arm_watchdog(opts_.tls_handshake_timeout);
+    auto t = co_await net::tls::accept(opts_.tls, std::move(stream_));
+    disarm_watchdog();
+    handshake_lower_ = nullptr;
+    if (!t) {
+      log_.info("TLS handshake failed", {{"error", watchdog_fired_ ? "timeout" : t.error().message()}});
+      co_return false;
+    }
+    stream_ = std::move(*t);
+    stream_->set_timeouts({opts_.command_timeout, opts_.command_timeout});
+    info_.tls = *stream_->tls();
+    co_return true;
   }
 
   extension_set extensions() const {
@@ -151,9 +198,11 @@ class session {
     e.max_size = opts_.max_message_size;
     return e;
   }
+  /// The message size limit, with 0 meaning none (RFC 1870 "SIZE 0").
+  std::uint64_t max_size() const noexcept { return opts_.max_message_size ? opts_.max_message_size : UINT64_MAX; }
   bool tls_available() const noexcept { return opts_.tls && !stream_->tls(); }
-  bool auth_available() const noexcept {
-    return opts_.auth && !opts_.auth_mechanisms.empty() && (stream_->tls() || listener_.allow_plaintext_auth);
+  bool auth_available() const {
+    return opts_.auth && (stream_->tls() || listener_.allow_plaintext_auth) && !auth_mechanisms().empty();
   }
   std::vector<std::string> auth_mechanisms() const {
     std::vector<std::string> out;
@@ -201,6 +250,11 @@ class session {
   bool stop_ = false;
   bool idle_ = false;
   std::optional<std::string> pending_line_;  // a command that ended a BDAT transaction early
+  asio::steady_timer watchdog_;
+  std::uint64_t watchdog_gen_ = 0;
+  bool watchdog_fired_ = false;
+  net::stream* handshake_lower_ = nullptr;  // the transport while tls::accept owns it
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
 // DATA: decodes the dot-stuffed stream straight from the session's reader.
@@ -221,7 +275,7 @@ class data_source final : public message_source {
         continue;
       }
       chunk_.clear();
-      std::uint64_t room = s_.opts_.max_message_size > size_ ? s_.opts_.max_message_size - size_ : 0;
+      std::uint64_t room = s_.max_size() - size_;  // size_ never passes the limit
       if (error_) room = 0;  // failed already: discard up to the end
       auto st = dec_.decode(in, chunk_, static_cast<std::size_t>(std::min<std::uint64_t>(room, SIZE_MAX)));
       s_.reader_.consume(st.consumed);
@@ -292,6 +346,11 @@ class bdat_source final : public message_source {
         error_ = line.error();
         continue;
       }
+      if (line->bare_lf) {
+        s_.respond(replies::syntax_error("Bare <LF> received; commands must end with <CR><LF>"));
+        continue_after_error();
+        continue;
+      }
       auto c = parse_command(line->text);
       if (c.v == verb::bdat) {
         auto b = parse_bdat(c.args);
@@ -301,7 +360,7 @@ class bdat_source final : public message_source {
           error_ = make_error_code(smtp::errc::protocol_error);
           continue;
         }
-        if (b->size > s_.opts_.max_message_size || total_ + b->size > s_.opts_.max_message_size) {
+        if (b->size > s_.max_size() - total_) {
           oversize_chunk_ = b->size;
           error_ = make_error_code(smtp::errc::message_too_big);
           last_ = b->last;
@@ -337,6 +396,7 @@ class bdat_source final : public message_source {
  private:
   void continue_after_error() {
     if (s_.errors_ >= s_.opts_.max_errors) {
+      s_.respond(reply{421, {4, 7, 0}, s_.opts_.hostname + " Error: too many errors"});
       s_.quit_ = true;
       error_ = make_error_code(smtp::errc::protocol_error);
     }
@@ -374,13 +434,7 @@ task<void> session::run() {
       log_.error("implicit TLS listener without a TLS context");
       co_return;
     }
-    auto t = co_await net::tls::accept(opts_.tls, std::move(stream_));
-    if (!t) {
-      log_.info("TLS handshake failed", {{"error", t.error().message()}});
-      co_return;
-    }
-    stream_ = std::move(*t);
-    info_.tls = *stream_->tls();
+    if (!co_await start_tls()) co_return;
   }
   if (co_await pregreet_ok()) {
     auto h = co_await srv_.be->new_session(info_);
@@ -389,7 +443,13 @@ task<void> session::run() {
       log_.info("connection refused by backend", {{"reply", std::to_string(h.error().code)}});
     } else {
       handler_ = std::move(*h);
-      respond(reply{220, {0, 0, 0}, opts_.hostname + " " + opts_.greeting_text});
+      if (info_.tls) {
+        if (auto r = co_await handler_->on_tls(*info_.tls); !r.positive()) {
+          respond(r);
+          quit_ = true;
+        }
+      }
+      if (!quit_) respond(reply{220, {0, 0, 0}, opts_.hostname + " " + opts_.greeting_text});
       while (!quit_ && !stop_) {
         std::string pending;
         std::string_view line;
@@ -398,9 +458,8 @@ task<void> session::run() {
           pending_line_.reset();
           line = pending;
         } else {
-          idle_ = true;
-          auto l = co_await next_line();
-          idle_ = false;
+          // AUTH may carry an initial response up to 12288 octets (RFC 4954 4); others keep max_line.
+          auto l = co_await next_line(opts_.auth ? std::max(opts_.max_line, max_sasl_line) : 0);
           if (!l) {
             if (l.error() == net::errc::line_too_long) {
               respond(replies::line_too_long());
@@ -427,6 +486,10 @@ task<void> session::run() {
               respond(reply{421, {4, 7, 0}, opts_.hostname + " Error: too many errors"});
               break;
             }
+            continue;
+          }
+          if (l->text.size() > opts_.max_line && parse_command(l->text).v != verb::auth) {
+            respond(replies::line_too_long());
             continue;
           }
           line = l->text;
@@ -457,8 +520,9 @@ task<void> session::run() {
 }
 
 task<void> session::dispatch(std::string_view line) {
-  if (log_.enabled(log::level::trace)) log_.trace("command", {{"line", std::string(line)}});
   auto c = parse_command(line);
+  if (log_.enabled(log::level::trace))  // never the AUTH payload, even at trace
+    log_.trace("command", {{"line", c.v == verb::auth ? "AUTH " + std::string(c.args.substr(0, c.args.find(' '))) + " ..." : std::string(line)}});
   switch (c.v) {
     case verb::helo:
     case verb::ehlo:
@@ -588,21 +652,20 @@ task<void> session::do_starttls(command const& c) {
     log_.notice("discarded input pipelined after STARTTLS", {{"bytes", std::to_string(reader_.buffered().size())}});
     reader_.discard_buffered();
   }
-  auto t = co_await net::tls::accept(opts_.tls, std::move(stream_));
-  if (!t) {
-    log_.info("TLS handshake failed", {{"error", t.error().message()}});
+  if (!co_await start_tls()) {
     quit_ = true;
     co_return;
   }
-  stream_ = std::move(*t);
-  stream_->set_timeouts({opts_.command_timeout, opts_.command_timeout});
   // RFC 3207 4.2: forget everything learned before TLS.
   reset_transaction();
-  info_.tls = *stream_->tls();
   info_.helo.clear();
   info_.esmtp = false;
   info_.auth.reset();
   log_.info("TLS established", {{"version", info_.tls->version}, {"cipher", info_.tls->cipher}});
+  if (auto r = co_await handler_->on_tls(*info_.tls); !r.positive()) {
+    respond(r);
+    quit_ = true;
+  }
 }
 
 task<void> session::do_auth(command const& c) {
@@ -656,6 +719,7 @@ task<void> session::do_auth(command const& c) {
       client_data = std::move(*d);
     }
   }
+  auth::identity identity;  // as the backend names the user, when it says so
   auto step = m.step(client_data, initial);
   for (;;) {
     switch (step.k) {
@@ -688,12 +752,24 @@ task<void> session::do_auth(command const& c) {
         if (creds) {
           auto who = co_await opts_.auth->authenticate(*creds);
           ok = static_cast<bool>(who);
+          if (who) {
+            identity = std::move(*who);
+          } else if (who.error() != mailroom::errc::unknown_credentials && who.error() != mailroom::errc::bad_credentials) {
+            log_.warning("auth backend failed", {{"error", who.error().message()}});
+            respond(reply{454, {4, 7, 0}, "Temporary authentication failure"});
+            co_return;
+          }
         }
         step = m.password_checked(ok);
         break;
       }
       case sasl::step_result::kind::need_scram_secret: {
         auto secret = co_await opts_.auth->scram_secret(m.scram_user());
+        if (!secret && secret.error() != mailroom::errc::unknown_credentials) {
+          log_.warning("auth backend failed", {{"error", secret.error().message()}});
+          respond(reply{454, {4, 7, 0}, "Temporary authentication failure"});
+          co_return;
+        }
         step = m.set_scram_secret(secret ? &*secret : nullptr);
         break;
       }
@@ -711,7 +787,7 @@ task<void> session::do_auth(command const& c) {
             co_return;
           }
         }
-        auth::identity who{m.authcid()};
+        auth::identity who = identity.user.empty() ? auth::identity{m.authcid()} : std::move(identity);
         auto r = co_await handler_->on_auth(who);
         if (!r.positive()) {
           respond(r);
@@ -767,6 +843,7 @@ task<void> session::do_mail(command const& c) {
     respond(m.error());
     co_return;
   }
+  if (m->params.auth && !info_.auth) m->params.auth = "<>";  // untrusted: RFC 4954 5
   auto r = co_await handler_->on_mail(m->from, m->params);
   if (r.positive()) {
     in_txn_ = true;
@@ -877,7 +954,7 @@ task<void> session::do_bdat(command const& c) {
     quit_ = true;
     co_return;
   }
-  if (b->size > opts_.max_message_size) {
+  if (b->size > max_size()) {
     respond(replies::message_too_big());
     quit_ = true;
     reset_transaction();
@@ -900,7 +977,7 @@ task<void> session::do_bdat(command const& c) {
   reply r = co_await handler_->on_data(src);
   while (!src.complete() && !src.error()) (void)co_await src.read();
   if (src.error() == smtp::errc::message_too_big && !quit_) {
-    if (src.oversize_chunk() > opts_.max_message_size) {
+    if (src.oversize_chunk() > max_size()) {
       quit_ = true;  // too large to skip
     } else if (!co_await discard_bytes(src.oversize_chunk())) {
       quit_ = true;

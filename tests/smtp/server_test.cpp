@@ -26,6 +26,7 @@ namespace {
 
 struct message {
   std::string from;
+  std::string auth_param;
   std::vector<std::string> rcpts;
   std::string body;
   bool tls = false;
@@ -42,9 +43,10 @@ struct recording_backend final : smtp::backend {
     message current;
     handler(recording_backend& b, smtp::session_info const& i) : be(b), info(i) {}
 
-    task<smtp::reply> on_mail(address const& from, smtp::mail_params const&) override {
+    task<smtp::reply> on_mail(address const& from, smtp::mail_params const& params) override {
       current = {};
       current.from = from.to_string();
+      current.auth_param = params.auth.value_or("");
       co_return smtp::replies::sender_ok();
     }
     task<smtp::reply> on_rcpt(address const& to, smtp::rcpt_params const&) override {
@@ -77,7 +79,7 @@ struct fixture {
   explicit fixture(smtp::server_options opts = {}, smtp::listener_options lo = {}) {
     opts.auth_failure_delay = 0ms;
     srv = std::make_unique<smtp::server>(io.get_executor(), be, std::move(opts),
-                                         log::logger(std::make_shared<log::null_sink>(), log::level::off));
+                                         log::logger(std::make_shared<log::stderr_sink>(), getenv("MR_TRACE") ? log::level::trace : log::level::off));
     lo.endpoint = {asio::ip::make_address("127.0.0.1"), 0};
     ep = srv->listen(lo).value();
   }
@@ -97,6 +99,7 @@ struct client {
     co_return c;
   }
   task<void> send(std::string data) { (void)co_await s->write(std::string_view(data)); }
+  task<bool> try_send(std::string data) { co_return static_cast<bool>(co_await s->write(std::string_view(data))); }
   /// One complete reply, lines joined with '\n'; "" at EOF.
   task<std::string> reply() {
     std::string out;
@@ -563,4 +566,142 @@ TEST_CASE("STARTTLS: pipelined plaintext after the command is discarded, state i
   REQUIRE(f.be->messages.size() == 1);
   CHECK(f.be->messages[0].from == "a@x.org");
   CHECK(f.be->messages[0].tls);
+}
+
+TEST_CASE("on_tls can refuse a session after the handshake") {
+  struct tls_refuser final : smtp::backend {
+    struct handler final : smtp::session_handler {
+      task<smtp::reply> on_tls(net::tls_details const& t) override {
+        CHECK(t.version == "TLSv1.2");
+        co_return smtp::reply{421, {4, 7, 0}, "TLS policy says no"};
+      }
+      task<smtp::reply> on_data(smtp::message_source&) override { co_return smtp::replies::local_error(); }
+    };
+    task<expected<std::unique_ptr<smtp::session_handler>, smtp::reply>> new_session(smtp::session_info const&) override {
+      co_return std::make_unique<handler>();
+    }
+  };
+  auto kp = net::tls::generate_self_signed({"mx.test"}).value();
+  smtp::server_options o;
+  o.tls = net::tls::server_context::create(kp).value();
+  asio::io_context io;
+  smtp::server srv(io.get_executor(), std::make_shared<tls_refuser>(), o,
+                   log::logger(std::make_shared<log::null_sink>(), log::level::off));
+  auto ep = srv.listen({.endpoint = {asio::ip::make_address("127.0.0.1"), 0}}).value();
+  auto cctx = net::tls::client_context::create(net::tls::verify_mode::none).value();
+  testing::run(io, [&]() -> task<void> {
+    auto c = co_await client::connect(ep);
+    CHECK(code(co_await c.reply()) == "220");
+    co_await c.send("STARTTLS\r\n");
+    CHECK(code(co_await c.reply()) == "220");
+    auto t = co_await net::tls::connect(cctx, std::move(c.s), "mx.test");
+    REQUIRE(t);
+    c.s = std::move(*t);
+    CHECK(co_await c.reply() == "421 4.7.0 TLS policy says no");
+    CHECK(co_await c.rest() == "");
+  }());
+}
+
+TEST_CASE("DSN and AUTH parameters cannot smuggle control characters; AUTH= is untrusted before AUTH") {
+  fixture f;
+  converse(f, [](client& c) -> task<void> {
+    co_await c.send("EHLO x\r\nMAIL FROM:<a@x.org> ENVID=x+0D+0AX-Injected:+201\r\n");
+    (void)co_await c.reply();
+    CHECK(code(co_await c.reply()) == "501");
+    co_await c.send("MAIL FROM:<a@x.org> AUTH=admin+40x.org\r\n");
+    CHECK(code(co_await c.reply()) == "250");
+    co_await c.send("RCPT TO:<b@x.org> ORCPT=rfc822;a+0D+0ABcc:+20evil@x.org\r\n");
+    CHECK(code(co_await c.reply()) == "501");
+    co_await c.send("RCPT TO:<b@x.org> ORCPT=rfc\r822;a@x.org\r\n");
+    CHECK(code(co_await c.reply()) == "501");
+    co_await c.send("RCPT TO:<b@x.org> ORCPT=rfc822;b+40x.org\r\nDATA\r\n");
+    CHECK(code(co_await c.reply()) == "250");
+    CHECK(code(co_await c.reply()) == "354");
+    co_await c.send("x\r\n.\r\n");
+    CHECK(code(co_await c.reply()) == "250");
+  });
+  REQUIRE(f.be->messages.size() == 1);
+  CHECK(f.be->messages[0].auth_param == "<>");
+}
+
+TEST_CASE("BDAT: command lines between chunks must end with CRLF too") {
+  fixture f;
+  converse(f, [](client& c) -> task<void> {
+    co_await c.send("EHLO x\r\nMAIL FROM:<a@x.org>\r\nRCPT TO:<b@x.org>\r\n");
+    for (int i = 0; i < 3; ++i) (void)co_await c.reply();
+    co_await c.send("BDAT 3\r\nabcBDAT 2 LAST\nxy");
+    CHECK(co_await c.reply() == "250 2.0.0 3 octets received");
+    CHECK(code(co_await c.reply()) == "500");
+  });
+  CHECK(f.be->messages.empty());
+}
+
+TEST_CASE("max_message_size 0 means no limit") {
+  smtp::server_options o;
+  o.max_message_size = 0;
+  fixture f(o);
+  converse(f, [](client& c) -> task<void> {
+    co_await c.send("EHLO x\r\nMAIL FROM:<a@x.org> SIZE=99999999999\r\nRCPT TO:<b@x.org>\r\nDATA\r\n");
+    for (int i = 0; i < 3; ++i) CHECK(code(co_await c.reply()) == "250");
+    CHECK(code(co_await c.reply()) == "354");
+    co_await c.send(std::string(100000, 'q') + "\r\n.\r\n");
+    CHECK(code(co_await c.reply()) == "250");
+  });
+  CHECK(f.be->messages.size() == 1);
+}
+
+TEST_CASE("a client trickling a command line is cut off after command_timeout") {
+  smtp::server_options o;
+  o.command_timeout = 600ms;
+  fixture f(o);
+  converse(f, [](client& c) -> task<void> {
+    auto start = std::chrono::steady_clock::now();
+    auto ex = co_await asio::this_coro::executor;
+    asio::steady_timer t(ex);
+    for (int i = 0; i < 12; ++i) {  // one byte every 150 ms: each read is quick, the line is not
+      if (!co_await c.try_send("N")) break;  // the server hung up
+      t.expires_after(150ms);
+      co_await t.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+    }
+    CHECK(co_await c.reply() == "421 4.4.2 localhost Error: timeout exceeded");
+    CHECK(std::chrono::steady_clock::now() - start < 5s);
+  });
+}
+
+TEST_CASE("AUTH lines may be longer than other commands (RFC 4954 4)") {
+  auto users = std::make_shared<auth::memory_backend>();
+  users->add_user("alice", "wonderland");
+  smtp::server_options o;
+  o.auth = users;
+  smtp::listener_options lo;
+  lo.allow_plaintext_auth = true;
+  fixture f(o, lo);
+  converse(f, [](client& c) -> task<void> {
+    co_await c.send("EHLO x\r\nNOOP " + std::string(3000, 'n') + "\r\n");
+    (void)co_await c.reply();
+    CHECK(co_await c.reply() == "500 5.5.6 Line too long");
+    // 3000 bytes of PLAIN: the line is read whole and the mechanism refuses the oversized field.
+    co_await c.send("AUTH PLAIN " + base64::encode(std::string("\0alice\0", 7) + std::string(2200, 'p')) + "\r\n");
+    CHECK(code(co_await c.reply()) == "501");
+  });
+}
+
+TEST_CASE("shutdown does not wait for a TLS handshake that never comes; handshakes have a deadline") {
+  auto kp = net::tls::generate_self_signed({"mx.test"}).value();
+  smtp::server_options o;
+  o.tls = net::tls::server_context::create(kp).value();
+  o.tls_handshake_timeout = 400ms;
+  smtp::listener_options lo;
+  lo.mode = smtp::security::implicit_tls;
+  fixture f(o, lo);
+  testing::run(f.io, [&]() -> task<void> {
+    auto c = co_await client::connect(f.ep);  // sends no ClientHello
+    auto start = std::chrono::steady_clock::now();
+    CHECK(co_await c.rest() == "");  // closed by the handshake deadline
+    CHECK(std::chrono::steady_clock::now() - start < 3s);
+    auto c2 = co_await client::connect(f.ep);
+    start = std::chrono::steady_clock::now();
+    co_await f.srv->shutdown(5s);
+    CHECK(std::chrono::steady_clock::now() - start < 300ms);
+  }());
 }

@@ -1,4 +1,4 @@
-// Blocking system calls (fsync, rename, large file writes) run off the I/O threads.
+// Slow blocking system calls (fsync, rename) run off the I/O threads.
 //
 // Contract: offload() runs f on the pool and resumes the awaiting coroutine on its own executor
 // with f's result. The pool must outlive every offloaded call.

@@ -41,7 +41,8 @@ struct mail_params {
   bool smtputf8 = false;
   dsn_ret ret = dsn_ret::unspecified;
   std::string envid;                  ///< ENVID, xtext-decoded
-  std::optional<std::string> auth;    ///< AUTH= mailbox, xtext-decoded ("<>" kept as is)
+  std::optional<std::string> auth;    ///< AUTH= mailbox, xtext-decoded; the server makes it "<>"
+                                      ///< unless the client authenticated (RFC 4954 5)
 };
 
 struct rcpt_params {

@@ -70,6 +70,9 @@ class session_handler {
  public:
   virtual ~session_handler() = default;
   virtual task<reply> on_helo(std::string_view domain);
+  /// After a TLS handshake (STARTTLS or implicit TLS); a negative reply is sent and the session
+  /// closed (e.g. a policy on protocol version or client certificate).
+  virtual task<reply> on_tls(net::tls_details const& tls);
   /// After a successful AUTH; a negative reply turns it into a failure.
   virtual task<reply> on_auth(auth::identity const& who);
   virtual task<reply> on_mail(address const& from, mail_params const& params);
@@ -94,13 +97,14 @@ class backend {
 struct server_options {
   std::string hostname = "localhost";  ///< in the greeting, EHLO reply and Received lines
   std::string greeting_text = "ESMTP mailroom";
-  std::size_t max_line = 2048;         ///< command line, without CRLF
-  std::uint64_t max_message_size = 10 * 1024 * 1024;  ///< advertised with SIZE, enforced while reading
+  std::size_t max_line = 2048;         ///< command line, without CRLF (AUTH lines: up to 12288)
+  std::uint64_t max_message_size = 10 * 1024 * 1024;  ///< advertised with SIZE, enforced while reading; 0 = none
   std::size_t max_recipients = 1000;
   std::size_t max_errors = 20;         ///< protocol errors before 421 and disconnect
   std::size_t max_connections = 1000;  ///< per server; more are greeted with 421
-  std::chrono::milliseconds command_timeout{std::chrono::seconds(300)};
+  std::chrono::milliseconds command_timeout{std::chrono::seconds(300)};  ///< per read and per whole command line
   std::chrono::milliseconds data_timeout{std::chrono::seconds(300)};  ///< per read inside DATA/BDAT
+  std::chrono::milliseconds tls_handshake_timeout{std::chrono::seconds(30)};  ///< whole handshake
   /// Wait this long before greeting and reject clients that talk first (0 = greet at once).
   std::chrono::milliseconds greet_delay{0};
   /// Delay before answering a failed AUTH, multiplied by the session's failure count.
@@ -144,10 +148,12 @@ class server {
 
   /// Binds and starts accepting. Returns the bound endpoint (port 0 picks a free port).
   result<asio::ip::tcp::endpoint> listen(listener_options const& opts);
-  /// Accepts on an already bound and listening socket (socket activation, tests).
+  /// Accepts on an already bound and listening socket (socket activation: wrap the inherited
+  /// fd with acceptor.assign(protocol, fd)); opts.endpoint is ignored.
   void listen(asio::ip::tcp::acceptor acceptor, listener_options const& opts);
 
-  /// Runs one session on an established stream (any transport); completes when it ends.
+  /// Runs one session on an established stream (any transport: an inetd-style inherited socket,
+  /// a unix socket, a test stream); completes when it ends.
   task<void> serve(std::unique_ptr<net::stream> stream, asio::ip::tcp::endpoint remote,
                    asio::ip::tcp::endpoint local, listener_options const& opts);
 

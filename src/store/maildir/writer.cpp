@@ -71,17 +71,13 @@ std::string directory::unique_name() {
 }
 
 task<std::error_code> directory::sync_new() {
-  std::uint64_t ticket;
-  {
-    std::lock_guard lock(sync_mutex_);
-    ticket = ++requested_;
-  }
+  std::uint64_t const ticket = requested_.fetch_add(1) + 1;
   // Whoever holds the lock flushes for everyone who asked before it started; the others find
   // their ticket covered and return without another fsync.
   co_return co_await pool_.offload([this, ticket]() -> std::error_code {
     std::lock_guard lock(sync_mutex_);
     if (synced_ >= ticket) return {};
-    std::uint64_t covers = requested_;
+    std::uint64_t covers = requested_.load();  // every ticket so far was taken after its rename
     auto ec = fsync_path(root_ + "/new");
     if (!ec) synced_ = covers;
     return ec;

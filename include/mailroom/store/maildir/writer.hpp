@@ -3,9 +3,12 @@
 // Contract: commit() returns only after the message file and the new/ directory entry are on
 // stable storage (fsync of the file, rename, fsync of new/); a crash before that leaves at most
 // a file in tmp/, never a partial file in new/. Directory fsyncs are shared by concurrent
-// commits (group commit), so many sessions pay for one directory flush.
+// commits (group commit), so many sessions pay for one directory flush. If that last fsync
+// fails, commit() fails although the file is already in new/: the sender retries and the
+// message may arrive twice, never zero times (at-least-once).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -38,9 +41,9 @@ class directory {
  private:
   std::string root_;
   blocking_pool& pool_;
-  std::mutex sync_mutex_;
-  std::uint64_t requested_ = 0;  // tickets handed out (guarded by sync_mutex_)
-  std::uint64_t synced_ = 0;     // every ticket <= synced_ is durable
+  std::atomic<std::uint64_t> requested_{0};  // tickets handed out; never blocks an I/O thread
+  std::mutex sync_mutex_;                    // held by the pool thread flushing new/
+  std::uint64_t synced_ = 0;                 // every ticket <= synced_ is durable (under sync_mutex_)
   std::uint64_t counter_ = 0;
   std::string hostname_;
 };
