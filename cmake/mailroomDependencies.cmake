@@ -17,3 +17,10 @@ endif()
 if(NOT MAILROOM_ASIO_INCLUDE_DIR)
   find_path(MAILROOM_ASIO_INCLUDE_DIR asio.hpp REQUIRED)
 endif()
+
+# libcrypt (Debian's libxcrypt) for crypt(3) password hashes; linked by name so the package stays relocatable.
+include(CheckIncludeFileCXX)
+check_include_file_cxx(crypt.h MAILROOM_HAVE_CRYPT_H)
+if(NOT MAILROOM_HAVE_CRYPT_H)
+  message(FATAL_ERROR "mailroom needs crypt.h (Debian: libcrypt-dev)")
+endif()

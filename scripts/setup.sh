@@ -9,8 +9,8 @@ BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}"
 JOBS="${JOBS:-$(nproc)}"
 
 # Build tools and libraries, then the real peers the interop tests drive.
-PACKAGES=(cmake make g++ pkg-config libasio-dev libmbedtls-dev libc-ares-dev doctest-dev
-          python3 openssl ca-certificates swaks curl dnsmasq-base gsasl)
+PACKAGES=(cmake make g++ pkg-config libasio-dev libmbedtls-dev libc-ares-dev libcrypt-dev doctest-dev
+          python3 openssl ca-certificates swaks curl dnsmasq-base gsasl whois)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,7 +1,8 @@
 // smtp_sink: accepts every message and stores it in a Maildir, durably, before answering 250.
 //
 //   smtp_sink --listen 127.0.0.1:2525 --maildir DIR [--tls-cert F --tls-key F | --self-signed]
-//             [--listen-tls 127.0.0.1:4650] [--user NAME:PASSWORD]... [--allow-plaintext-auth]
+//             [--listen-tls 127.0.0.1:4650] [--user NAME:PASSWORD]... [--passwd-file FILE]
+//             [--allow-plaintext-auth]
 //             [--threads N] [--hostname H] [--max-size BYTES] [--bare-lf reject|normalize]
 //             [--log-level info]
 //
@@ -21,6 +22,7 @@
 #include <asio/signal_set.hpp>
 
 #include "mailroom/auth/backend.hpp"
+#include "mailroom/auth/passwd_file.hpp"
 #include "mailroom/net/tls/context.hpp"
 #include "mailroom/smtp/server.hpp"
 #include "mailroom/store/maildir/writer.hpp"
@@ -73,6 +75,7 @@ asio::ip::tcp::endpoint parse_endpoint(std::string const& s) {
 [[noreturn]] void usage() {
   std::cerr << "usage: smtp_sink --listen ADDR:PORT --maildir DIR [--listen-tls ADDR:PORT]\n"
                "                 [--tls-cert FILE --tls-key FILE | --self-signed] [--user NAME:PASSWORD]...\n"
+               "                 [--passwd-file FILE]\n"
                "                 [--allow-plaintext-auth] [--threads N] [--hostname NAME] [--max-size BYTES]\n"
                "                 [--bare-lf reject|normalize] [--log-level LEVEL]\n";
   std::exit(2);
@@ -82,7 +85,7 @@ asio::ip::tcp::endpoint parse_endpoint(std::string const& s) {
 
 int main(int argc, char** argv) try {
   std::vector<std::string> listen, listen_tls;
-  std::string maildir_path, cert, key, hostname = "localhost";
+  std::string maildir_path, cert, key, hostname = "localhost", passwd_path;
   bool self_signed = false, plaintext_auth = false;
   unsigned threads = 1;
   smtp::server_options opts;
@@ -104,6 +107,7 @@ int main(int argc, char** argv) try {
     else if (a == "--allow-plaintext-auth") plaintext_auth = true;
     else if (a == "--threads") threads = static_cast<unsigned>(std::stoul(next()));
     else if (a == "--hostname") hostname = next();
+    else if (a == "--passwd-file") passwd_path = next();
     else if (a == "--max-size") opts.max_message_size = std::stoull(next());
     else if (a == "--log-level") level = log::parse_level(next());
     else if (a == "--bare-lf") opts.bare_newlines = next() == "reject" ? smtp::bare_policy::reject : smtp::bare_policy::normalize;
@@ -119,7 +123,17 @@ int main(int argc, char** argv) try {
 
   log::logger logger(std::make_shared<log::stderr_sink>(), level, "smtp_sink");
   opts.hostname = hostname;
-  if (have_users) opts.auth = users;
+  blocking_pool pool(8);
+  std::vector<std::shared_ptr<auth::backend>> backends;
+  if (have_users) backends.push_back(users);
+  if (!passwd_path.empty()) {
+    auto pf = auth::passwd_file::open(passwd_path, pool);
+    if (!pf) throw std::runtime_error("passwd file " + passwd_path + ": " + pf.error().message());
+    for (auto const& w : (*pf)->warnings()) logger.warning("passwd file", {{"problem", w}});
+    backends.push_back(*pf);
+  }
+  if (backends.size() == 1) opts.auth = backends.front();
+  if (backends.size() > 1) opts.auth = std::make_shared<auth::chain>(std::move(backends));
   if (!cert.empty() || self_signed) {
     auto kp = self_signed ? net::tls::generate_self_signed({hostname}) : net::tls::load_key_pair(cert, key);
     if (!kp) throw std::runtime_error("TLS certificate: " + kp.error().message());
@@ -128,7 +142,6 @@ int main(int argc, char** argv) try {
     opts.tls = *ctx;
   }
 
-  blocking_pool pool(8);
   auto dir = store::maildir::directory::open(maildir_path, pool);
   if (!dir) throw std::runtime_error("maildir " + maildir_path + ": " + dir.error().message());
   auto be = std::make_shared<sink_backend>(*dir);

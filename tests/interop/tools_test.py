@@ -57,6 +57,37 @@ class SwaksTest(sinklib.SinkTest):
         self.assertEqual(len(self.sink.messages()), 1)
 
 
+class SwaksPasswdFileTest(sinklib.SinkTest):
+    """AUTH against a passwd file whose hashes openssl wrote (crypt SHA-512 and SHA-256)."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="mailroom-passwd-")
+        path = os.path.join(self.tmp, "passwd")
+        with open(path, "w") as f:
+            for user, flag in (("carol", "-6"), ("dave", "-5")):
+                h = run(["openssl", "passwd", flag, "-stdin"], input=b"file pass\n").stdout.decode().strip()
+                f.write("%s:{CRYPT}%s::::/home/%s\n" % (user, h, user))
+        self.extra_args = ("--passwd-file", path)
+        super().setUp()
+
+    def tearDown(self):
+        super().tearDown()
+        import shutil
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def test_passwd_file_users(self):
+        for user in ("carol", "dave"):
+            r = run(["swaks", "--server", "127.0.0.1", "--port", str(self.sink.port), "--tls", "--auth", "PLAIN",
+                     "--auth-user", user, "--auth-password", "file pass", "--from", "a@example.org", "--to",
+                     "b@example.net", "--timeout", "20"])
+            self.assertEqual(r.returncode, 0, r.stdout.decode(errors="replace"))
+        r = run(["swaks", "--server", "127.0.0.1", "--port", str(self.sink.port), "--tls", "--auth", "LOGIN",
+                 "--auth-user", "carol", "--auth-password", "wrong", "--from", "a@example.org", "--to",
+                 "b@example.net", "--timeout", "20"])
+        self.assertIn(b"535 5.7.8", r.stdout)
+        self.assertEqual(len(self.sink.messages()), 2)
+
+
 class CurlTest(sinklib.SinkTest):
     def upload(self, url, *extra):
         with tempfile.NamedTemporaryFile("wb", delete=False) as f:
@@ -152,7 +183,7 @@ class GsaslPlaintextTest(sinklib.SinkTest):
 
 
 if __name__ == "__main__":
-    cls = {"swaks": [SwaksTest], "curl": [CurlTest], "openssl": [OpensslTest],
+    cls = {"swaks": [SwaksTest, SwaksPasswdFileTest], "curl": [CurlTest], "openssl": [OpensslTest],
            "gsasl": [GsaslTest, GsaslPlaintextTest]}[TOOL]
     import unittest
     suite = unittest.TestSuite(unittest.defaultTestLoader.loadTestsFromTestCase(c) for c in cls)
