@@ -1,7 +1,8 @@
 // smtp_sink: accepts every message and stores it in a Maildir, durably, before answering 250.
 //
 //   smtp_sink --listen 127.0.0.1:2525 --maildir DIR [--tls-cert F --tls-key F | --self-signed]
-//             [--listen-tls 127.0.0.1:4650] [--user NAME:PASSWORD]... [--passwd-file FILE]
+//             [--listen-tls 127.0.0.1:4650] [--listen-lmtp 127.0.0.1:2424]
+//             [--user NAME:PASSWORD]... [--passwd-file FILE]
 //             [--allow-plaintext-auth]
 //             [--threads N] [--hostname H] [--max-size BYTES] [--bare-lf reject|normalize]
 //             [--log-level info]
@@ -73,7 +74,7 @@ asio::ip::tcp::endpoint parse_endpoint(std::string const& s) {
 }
 
 [[noreturn]] void usage() {
-  std::cerr << "usage: smtp_sink --listen ADDR:PORT --maildir DIR [--listen-tls ADDR:PORT]\n"
+  std::cerr << "usage: smtp_sink --listen ADDR:PORT --maildir DIR [--listen-tls ADDR:PORT] [--listen-lmtp ADDR:PORT]\n"
                "                 [--tls-cert FILE --tls-key FILE | --self-signed] [--user NAME:PASSWORD]...\n"
                "                 [--passwd-file FILE]\n"
                "                 [--allow-plaintext-auth] [--threads N] [--hostname NAME] [--max-size BYTES]\n"
@@ -84,7 +85,7 @@ asio::ip::tcp::endpoint parse_endpoint(std::string const& s) {
 }  // namespace
 
 int main(int argc, char** argv) try {
-  std::vector<std::string> listen, listen_tls;
+  std::vector<std::string> listen, listen_tls, listen_lmtp;
   std::string maildir_path, cert, key, hostname = "localhost", passwd_path;
   bool self_signed = false, plaintext_auth = false;
   unsigned threads = 1;
@@ -100,6 +101,7 @@ int main(int argc, char** argv) try {
     };
     if (a == "--listen") listen.push_back(next());
     else if (a == "--listen-tls") listen_tls.push_back(next());
+    else if (a == "--listen-lmtp") listen_lmtp.push_back(next());
     else if (a == "--maildir") maildir_path = next();
     else if (a == "--tls-cert") cert = next();
     else if (a == "--tls-key") key = next();
@@ -119,7 +121,7 @@ int main(int argc, char** argv) try {
       have_users = true;
     } else usage();
   }
-  if ((listen.empty() && listen_tls.empty()) || maildir_path.empty() || threads == 0) usage();
+  if ((listen.empty() && listen_tls.empty() && listen_lmtp.empty()) || maildir_path.empty() || threads == 0) usage();
 
   log::logger logger(std::make_shared<log::stderr_sink>(), level, "smtp_sink");
   opts.hostname = hostname;
@@ -152,10 +154,11 @@ int main(int argc, char** argv) try {
   for (unsigned t = 0; t < threads; ++t) {
     ios.push_back(std::make_unique<asio::io_context>(1));
     servers.push_back(std::make_unique<smtp::server>(ios.back()->get_executor(), be, opts, logger));
-    auto add = [&](std::string const& ep, smtp::security mode) {
+    auto add = [&](std::string const& ep, smtp::security mode, smtp::protocol proto = smtp::protocol::smtp) {
       smtp::listener_options lo;
       lo.endpoint = parse_endpoint(ep);
       lo.mode = mode;
+      lo.proto = proto;
       lo.allow_plaintext_auth = plaintext_auth;
       lo.reuse_port = threads > 1;
       auto r = servers.back()->listen(lo);
@@ -163,6 +166,7 @@ int main(int argc, char** argv) try {
     };
     for (auto const& ep : listen) add(ep, smtp::security::plain);
     for (auto const& ep : listen_tls) add(ep, smtp::security::implicit_tls);
+    for (auto const& ep : listen_lmtp) add(ep, smtp::security::plain, smtp::protocol::lmtp);
   }
 
   asio::signal_set signals(*ios[0], SIGINT, SIGTERM);

@@ -57,6 +57,11 @@ task<reply> session_handler::on_tls(net::tls_details const&) { co_return replies
 task<reply> session_handler::on_auth(auth::identity const&) { co_return replies::auth_succeeded(); }
 task<reply> session_handler::on_mail(address const&, mail_params const&) { co_return replies::sender_ok(); }
 task<reply> session_handler::on_rcpt(address const&, rcpt_params const&) { co_return replies::recipient_ok(); }
+task<std::vector<reply>> session_handler::on_data_per_recipient(message_source& body, std::size_t recipients) {
+  auto r = co_await on_data(body);
+  co_return std::vector<reply>(recipients, r);
+}
+
 task<reply> session_handler::on_vrfy(std::string_view) {
   co_return reply{252, {2, 5, 2}, "Cannot VRFY user, but will accept message and attempt delivery"};
 }
@@ -213,6 +218,16 @@ class session {
     return out;
   }
 
+  bool lmtp() const noexcept { return listener_.proto == protocol::lmtp; }
+
+  // SMTP has one reply for the message, LMTP one per accepted recipient.
+  task<std::vector<reply>> message_replies(message_source& src) {
+    if (lmtp()) co_return co_await handler_->on_data_per_recipient(src, rcpts_);
+    std::vector<reply> one;
+    one.push_back(co_await handler_->on_data(src));
+    co_return one;
+  }
+
   void reset_transaction() {
     if (in_txn_ && handler_) handler_->on_reset();
     in_txn_ = false;
@@ -228,7 +243,7 @@ class session {
   task<void> do_rcpt(command const& c);
   task<void> do_data(command const& c);
   task<void> do_bdat(command const& c);
-  task<void> finish_message(message_source& src, std::error_code const& src_error, reply const& handler_reply);
+  task<void> finish_message(std::error_code const& src_error, std::vector<reply> const& handler_replies);
   task<bool> discard_bytes(std::uint64_t n);
   task<bool> pregreet_ok();
 
@@ -449,7 +464,8 @@ task<void> session::run() {
           quit_ = true;
         }
       }
-      if (!quit_) respond(reply{220, {0, 0, 0}, opts_.hostname + " " + opts_.greeting_text});
+      if (!quit_)
+        respond(reply{220, {0, 0, 0}, opts_.hostname + " " + (lmtp() ? std::string("LMTP mailroom") : opts_.greeting_text)});
       while (!quit_ && !stop_) {
         std::string pending;
         std::string_view line;
@@ -526,10 +542,18 @@ task<void> session::dispatch(std::string_view line) {
   switch (c.v) {
     case verb::helo:
     case verb::ehlo:
+      if (lmtp()) {
+        respond(replies::syntax_error("Error: this is LMTP; use LHLO"));
+        break;
+      }
       co_await do_helo(c);
       break;
     case verb::lhlo:
-      respond(replies::syntax_error("Error: LHLO is for LMTP; use EHLO"));
+      if (!lmtp()) {
+        respond(replies::syntax_error("Error: LHLO is for LMTP; use EHLO"));
+        break;
+      }
+      co_await do_helo(c);
       break;
     case verb::starttls:
       co_await do_starttls(c);
@@ -605,7 +629,7 @@ task<void> session::do_helo(command const& c) {
     co_return;
   }
   info_.helo = std::move(*name);
-  info_.esmtp = c.v == verb::ehlo;
+  info_.esmtp = c.v != verb::helo;
   if (!info_.esmtp) {
     respond(reply{250, {0, 0, 0}, opts_.hostname});
     co_return;
@@ -876,14 +900,23 @@ task<void> session::do_rcpt(command const& c) {
   respond(rep);
 }
 
-task<void> session::finish_message(message_source& src, std::error_code const& err, reply const& handler_reply) {
-  (void)src;
+task<void> session::finish_message(std::error_code const& err, std::vector<reply> const& handler_replies) {
+  std::size_t const expected = lmtp() ? rcpts_ : 1;
+  auto each = [&](reply const& r) {
+    for (std::size_t i = 0; i < expected; ++i) respond(r);
+  };
   if (!err) {
-    respond(handler_reply);
+    if (handler_replies.size() == expected) {
+      for (auto const& r : handler_replies) respond(r);
+    } else {
+      log_.error("handler gave the wrong number of replies",
+                 {{"expected", std::to_string(expected)}, {"got", std::to_string(handler_replies.size())}});
+      each(replies::local_error());
+    }
   } else if (err == smtp::errc::message_too_big) {
-    respond(replies::message_too_big());
+    each(replies::message_too_big());
   } else if (err == smtp::errc::bare_newline) {
-    respond(reply{550, {5, 6, 0}, "Message contains bare <CR> or <LF>; lines must end with <CR><LF> (RFC 5321 2.3.8)"});
+    each(reply{550, {5, 6, 0}, "Message contains bare <CR> or <LF>; lines must end with <CR><LF> (RFC 5321 2.3.8)"});
   } else if (err == smtp::errc::transaction_aborted || err == smtp::errc::protocol_error) {
     // RSET/QUIT/EHLO ended a BDAT transaction (it is processed next), or the stream is lost.
   } else {
@@ -922,13 +955,13 @@ task<void> session::do_data(command const& c) {
   }
   stream_->set_timeouts({opts_.data_timeout, opts_.data_timeout});
   data_source src(*this);
-  reply r = co_await handler_->on_data(src);
+  auto r = co_await message_replies(src);
   while (!src.complete()) {  // whatever the handler left unread
     auto piece = co_await src.read();
     if (!piece && piece.error() != smtp::errc::message_too_big && piece.error() != smtp::errc::bare_newline) break;
   }
   stream_->set_timeouts({opts_.command_timeout, opts_.command_timeout});
-  co_await finish_message(src, src.error(), r);
+  co_await finish_message(src.error(), r);
 }
 
 task<bool> session::discard_bytes(std::uint64_t n) {
@@ -974,7 +1007,7 @@ task<void> session::do_bdat(command const& c) {
   stream_->set_timeouts({opts_.data_timeout, opts_.data_timeout});
   bdat_source src(*this, *b);
   src.set_first_chunk_size(b->size);
-  reply r = co_await handler_->on_data(src);
+  auto r = co_await message_replies(src);
   while (!src.complete() && !src.error()) (void)co_await src.read();
   if (src.error() == smtp::errc::message_too_big && !quit_) {
     if (src.oversize_chunk() > max_size()) {
@@ -984,7 +1017,7 @@ task<void> session::do_bdat(command const& c) {
     }
   }
   stream_->set_timeouts({opts_.command_timeout, opts_.command_timeout});
-  co_await finish_message(src, src.error(), r);
+  co_await finish_message(src.error(), r);
 }
 
 // ---- server ----------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ class Sink:
         self.maildir = os.path.join(self.dir, "Maildir")
         self.port = free_port()
         self.tls_port = free_port()
+        self.lmtp_port = free_port()
         if openssl_cert:
             # A certificate made by another tool, for localhost and 127.0.0.1, loaded from files.
             self.cert, key = os.path.join(self.dir, "cert.pem"), os.path.join(self.dir, "key.pem")
@@ -59,12 +60,14 @@ class Sink:
         args = [os.path.join(BIN_DIR, "smtp_sink"),
                 "--listen", "127.0.0.1:%d" % self.port,
                 "--listen-tls", "127.0.0.1:%d" % self.tls_port,
+                "--listen-lmtp", "127.0.0.1:%d" % self.lmtp_port,
                 "--maildir", self.maildir, "--hostname", "mx.test",
                 "--user", "%s:%s" % (USER, PASSWORD), "--log-level", "warning"] + tls + list(extra)
         self.log = open(os.path.join(self.dir, "sink.log"), "w+")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log)
         wait_port(self.port, self.proc)
         wait_port(self.tls_port, self.proc)
+        wait_port(self.lmtp_port, self.proc)
 
     def messages(self):
         new = os.path.join(self.maildir, "new")

@@ -124,6 +124,23 @@ class SmtplibTest(sinklib.SinkTest):
             self.assertTrue(reply().startswith(b"221"))
         self.assertEqual(self.sink.messages(), [chunk1 + chunk2])
 
+class LmtpTest(sinklib.SinkTest):
+    def test_smtplib_lmtp(self):
+        with smtplib.LMTP("127.0.0.1", self.sink.lmtp_port, timeout=10) as s:
+            code, caps = s.ehlo()  # smtplib.LMTP sends LHLO
+            self.assertEqual(code, 250)
+            self.assertIn(b"PIPELINING", caps)
+            self.assertEqual(s.sendmail("a@example.org", ["b@example.org"], b"Subject: lmtp\r\n\r\nvia LMTP\r\n"), {})
+        self.assertIn(b"via LMTP", self.sink.messages()[0])
+
+    def test_ehlo_is_refused_on_lmtp(self):
+        with socket.create_connection(("127.0.0.1", self.sink.lmtp_port), timeout=10) as sock:
+            f = sock.makefile("rb")
+            self.assertTrue(f.readline().startswith(b"220 mx.test LMTP"))
+            sock.sendall(b"EHLO x\r\n")
+            self.assertTrue(f.readline().startswith(b"500"))
+
+
 class RejectTest(sinklib.SinkTest):
     extra_args = ("--bare-lf", "reject")
 

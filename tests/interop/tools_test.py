@@ -49,6 +49,16 @@ class SwaksTest(sinklib.SinkTest):
         self.assertNotEqual(r.returncode, 0)
         self.assertEqual(self.sink.messages(), [])
 
+    def test_lmtp_with_two_recipients(self):
+        # swaks reads LMTP's reply per recipient after the message.
+        r = run(["swaks", "--protocol", "LMTP", "--server", "127.0.0.1", "--port", str(self.sink.lmtp_port),
+                 "--from", "a@example.org", "--to", "b@example.net,c@example.net", "--timeout", "20"])
+        out = r.stdout.decode(errors="replace")
+        self.assertEqual(r.returncode, 0, out)
+        self.assertIn("LHLO", out)
+        self.assertEqual(out.count("<-  250 2.0.0 Ok: queued as"), 2, out)
+        self.assertEqual(len(self.sink.messages()), 1)
+
     def test_implicit_tls(self):
         r = run(["swaks", "--server", "127.0.0.1", "--port", str(self.sink.tls_port), "--tlsc", "--from",
                  "a@example.org", "--to", "b@example.net", "--auth", "LOGIN", "--auth-user", USER,

@@ -705,3 +705,83 @@ TEST_CASE("shutdown does not wait for a TLS handshake that never comes; handshak
     CHECK(std::chrono::steady_clock::now() - start < 300ms);
   }());
 }
+
+TEST_CASE("LMTP: LHLO, and one reply per accepted recipient after DATA and BDAT") {
+  struct per_rcpt final : smtp::backend {
+    int delivered = 0;
+    struct handler final : smtp::session_handler {
+      per_rcpt& be;
+      std::vector<std::string> rcpts;
+      explicit handler(per_rcpt& b) : be(b) {}
+      task<smtp::reply> on_rcpt(address const& to, smtp::rcpt_params const&) override {
+        if (to.local == "nobody") co_return smtp::replies::mailbox_unavailable();
+        rcpts.push_back(to.local);
+        co_return smtp::replies::recipient_ok();
+      }
+      task<smtp::reply> on_data(smtp::message_source&) override { co_return smtp::replies::local_error(); }
+      task<std::vector<smtp::reply>> on_data_per_recipient(smtp::message_source& body, std::size_t n) override {
+        auto all = co_await smtp::read_all(body);
+        CHECK(all);
+        std::vector<smtp::reply> out;
+        for (auto const& r : rcpts) {
+          if (r == "full") {
+            out.push_back(smtp::reply{452, {4, 2, 2}, "Mailbox full"});
+          } else {
+            ++be.delivered;
+            out.push_back(smtp::replies::ok("Delivered to " + r));
+          }
+        }
+        if (rcpts.size() == 3) out.pop_back();  // a buggy handler: wrong count
+        CHECK(n == rcpts.size());
+        co_return out;
+      }
+      void on_reset() override { rcpts.clear(); }
+    };
+    task<expected<std::unique_ptr<smtp::session_handler>, smtp::reply>> new_session(smtp::session_info const&) override {
+      co_return std::make_unique<handler>(*this);
+    }
+  };
+  asio::io_context io;
+  auto be = std::make_shared<per_rcpt>();
+  smtp::server srv(io.get_executor(), be, {}, log::logger(std::make_shared<log::null_sink>(), log::level::off));
+  auto ep = srv.listen({.endpoint = {asio::ip::make_address("127.0.0.1"), 0}, .proto = smtp::protocol::lmtp}).value();
+  testing::run(io, [&]() -> task<void> {
+    auto c = co_await client::connect(ep);
+    CHECK(co_await c.reply() == "220 localhost LMTP mailroom");
+    co_await c.send("EHLO x\r\nLHLO x\r\n");
+    CHECK(code(co_await c.reply()) == "500");
+    CHECK((co_await c.reply()).find("250-PIPELINING") != std::string::npos);
+    co_await c.send("MAIL FROM:<a@x.org>\r\nRCPT TO:<u1@x.org>\r\nRCPT TO:<nobody@x.org>\r\nRCPT TO:<full@x.org>\r\nDATA\r\n");
+    for (auto want : {"250", "250", "550", "250", "354"}) CHECK(code(co_await c.reply()) == want);
+    co_await c.send("hi\r\n.\r\n");
+    CHECK(co_await c.reply() == "250 2.0.0 Delivered to u1");
+    CHECK(co_await c.reply() == "452 4.2.2 Mailbox full");
+    co_await c.send("MAIL FROM:<a@x.org>\r\nRCPT TO:<u2@x.org>\r\nRCPT TO:<u3@x.org>\r\nBDAT 4 LAST\r\nhi\r\n");
+    for (int i = 0; i < 3; ++i) CHECK(code(co_await c.reply()) == "250");
+    CHECK(co_await c.reply() == "250 2.0.0 Delivered to u2");
+    CHECK(co_await c.reply() == "250 2.0.0 Delivered to u3");
+    co_await c.send("MAIL FROM:<a@x.org>\r\nRCPT TO:<u4@x.org>\r\nRCPT TO:<u5@x.org>\r\nRCPT TO:<u6@x.org>\r\nDATA\r\n");
+    for (int i = 0; i < 4; ++i) CHECK(code(co_await c.reply()) == "250");
+    CHECK(code(co_await c.reply()) == "354");
+    co_await c.send("x\r\n.\r\n");
+    for (int i = 0; i < 3; ++i) CHECK(code(co_await c.reply()) == "451");  // the handler's count was wrong
+  }());
+  CHECK(be->delivered == 6);
+}
+
+TEST_CASE("LMTP: a message that fails as a whole fails for every recipient") {
+  smtp::server_options o;
+  o.max_message_size = 10;
+  fixture f(o, {.endpoint = {}, .proto = smtp::protocol::lmtp});
+  converse(f, [](client& c) -> task<void> {
+    co_await c.send("LHLO x\r\nMAIL FROM:<a@x.org>\r\nRCPT TO:<b@x.org>\r\nRCPT TO:<c@x.org>\r\nDATA\r\n");
+    for (int i = 0; i < 4; ++i) (void)co_await c.reply();
+    CHECK(code(co_await c.reply()) == "354");
+    co_await c.send(std::string(100, 'x') + "\r\n.\r\n");
+    CHECK(code(co_await c.reply()) == "552");
+    CHECK(code(co_await c.reply()) == "552");
+    co_await c.send("NOOP\r\n");
+    CHECK(code(co_await c.reply()) == "250");
+  });
+  CHECK(f.be->messages.empty());
+}

@@ -80,6 +80,10 @@ class session_handler {
   /// The message body, streamed. The reply is sent after the whole message has arrived; if the
   /// source fails (too big, bare newline, aborted) the server sends its own reply instead.
   virtual task<reply> on_data(message_source& body) = 0;
+  /// LMTP (RFC 2033): one reply per accepted recipient, in RCPT order. The default gives every
+  /// recipient on_data's reply; a delivering LMTP server overrides this. A result of the wrong
+  /// length is a bug and turns into 451 for every recipient.
+  virtual task<std::vector<reply>> on_data_per_recipient(message_source& body, std::size_t recipients);
   /// VRFY, when enabled in the options.
   virtual task<reply> on_vrfy(std::string_view arg);
   /// The transaction ended (RSET, new EHLO, STARTTLS, after DATA, on close).
@@ -125,6 +129,11 @@ struct server_options {
   std::vector<std::string> auth_mechanisms = {"SCRAM-SHA-256", "PLAIN", "LOGIN"};
 };
 
+enum class protocol : std::uint8_t {
+  smtp,  ///< RFC 5321 (HELO/EHLO)
+  lmtp,  ///< RFC 2033 (LHLO, a reply per recipient after the message)
+};
+
 enum class security : std::uint8_t {
   plain,              ///< STARTTLS offered when a TLS context is set
   implicit_tls,       ///< TLS from the first byte (port 465)
@@ -133,6 +142,7 @@ enum class security : std::uint8_t {
 
 struct listener_options {
   asio::ip::tcp::endpoint endpoint;
+  protocol proto = protocol::smtp;
   security mode = security::plain;
   bool allow_plaintext_auth = false;  ///< AUTH without TLS (LAN appliances)
   bool require_auth = false;          ///< submission: MAIL refused until AUTH
