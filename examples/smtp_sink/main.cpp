@@ -134,6 +134,7 @@ int main(int argc, char** argv) try {
     for (auto const& w : (*pf)->warnings()) logger.warning("passwd file", {{"problem", w}});
     backends.push_back(*pf);
   }
+  opts.auth_throttle = std::make_shared<auth::throttle>();  // one per process: failures count per IP
   if (backends.size() == 1) opts.auth = backends.front();
   if (backends.size() > 1) opts.auth = std::make_shared<auth::chain>(std::move(backends));
   if (!cert.empty() || self_signed) {

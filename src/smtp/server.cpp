@@ -82,7 +82,9 @@ class session;
 
 struct server::impl {
   impl(executor e, std::shared_ptr<smtp::backend> b, server_options o, log::logger l)
-      : ex(std::move(e)), be(std::move(b)), opts(std::move(o)), log(l.with_component("smtp")), drained(ex) {}
+      : ex(std::move(e)), be(std::move(b)), opts(std::move(o)), log(l.with_component("smtp")), drained(ex) {
+    if (!opts.auth_throttle) opts.auth_throttle = std::make_shared<auth::throttle>();
+  }
 
   executor ex;
   std::shared_ptr<smtp::backend> be;
@@ -818,6 +820,7 @@ task<void> session::do_auth(command const& c) {
           co_return;
         }
         info_.auth = std::move(who);
+        opts_.auth_throttle->success(info_.remote.address());
         log_.info("authenticated", {{"user", info_.auth->user}, {"mechanism", std::string(m.name())}});
         respond(r);
         co_return;
@@ -826,8 +829,8 @@ task<void> session::do_auth(command const& c) {
         ++auth_failures_;
         log_.notice("authentication failed",
                     {{"mechanism", std::string(m.name())}, {"client", endpoint_string(info_.remote)}});
-        if (opts_.auth_failure_delay.count() > 0) {
-          asio::steady_timer t(stream_->get_executor(), opts_.auth_failure_delay * static_cast<int>(auth_failures_));
+        if (auto delay = opts_.auth_throttle->failure(info_.remote.address()); delay.count() > 0) {
+          asio::steady_timer t(stream_->get_executor(), delay);
           co_await t.async_wait(use_tuple);
         }
         if (step.error == sasl::errc::malformed) {

@@ -77,7 +77,11 @@ struct fixture {
   asio::ip::tcp::endpoint ep;
 
   explicit fixture(smtp::server_options opts = {}, smtp::listener_options lo = {}) {
-    opts.auth_failure_delay = 0ms;
+    if (!opts.auth_throttle) {
+      auth::throttle::options quick;
+      quick.base_delay = 0ms;
+      opts.auth_throttle = std::make_shared<auth::throttle>(quick);
+    }
     srv = std::make_unique<smtp::server>(io.get_executor(), be, std::move(opts),
                                          log::logger(std::make_shared<log::stderr_sink>(), getenv("MR_TRACE") ? log::level::trace : log::level::off));
     lo.endpoint = {asio::ip::make_address("127.0.0.1"), 0};
@@ -784,4 +788,38 @@ TEST_CASE("LMTP: a message that fails as a whole fails for every recipient") {
     CHECK(code(co_await c.reply()) == "250");
   });
   CHECK(f.be->messages.empty());
+}
+
+TEST_CASE("failed AUTH answers slow down per client IP, across sessions") {
+  auto users = std::make_shared<auth::memory_backend>();
+  users->add_user("alice", "wonderland");
+  smtp::server_options o;
+  o.auth = users;
+  auth::throttle::options t;
+  t.base_delay = 150ms;
+  t.max_delay = 300ms;
+  o.auth_throttle = std::make_shared<auth::throttle>(t);
+  smtp::listener_options lo;
+  lo.allow_plaintext_auth = true;
+  fixture f(o, lo);
+  auto bad = "AUTH PLAIN " + base64::encode(std::string("\0alice\0nope", 12)) + "\r\n";
+  auto timed = [&](std::string const& cmd) -> task<std::chrono::steady_clock::duration> {
+    auto c = co_await client::connect(f.ep);
+    (void)co_await c.reply();
+    co_await c.send("EHLO x\r\n");
+    (void)co_await c.reply();
+    auto start = std::chrono::steady_clock::now();
+    co_await c.send(cmd);
+    (void)co_await c.reply();
+    co_return std::chrono::steady_clock::now() - start;
+  };
+  testing::run(f.io, [&]() -> task<void> {
+    auto first = co_await timed(bad);   // 150 ms
+    auto second = co_await timed(bad);  // a new session, same IP: 300 ms
+    CHECK(first >= 140ms);
+    CHECK(second >= 290ms);
+    CHECK(o.auth_throttle->failures(asio::ip::make_address("127.0.0.1")) == 2);
+    (void)co_await timed("AUTH PLAIN " + base64::encode(std::string("\0alice\0wonderland", 17)) + "\r\n");
+    CHECK(o.auth_throttle->failures(asio::ip::make_address("127.0.0.1")) == 0);  // success clears it
+  }());
 }

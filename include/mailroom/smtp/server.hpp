@@ -25,6 +25,7 @@
 #include <asio/ip/tcp.hpp>
 
 #include "mailroom/auth/backend.hpp"
+#include "mailroom/auth/throttle.hpp"
 #include "mailroom/core/address.hpp"
 #include "mailroom/core/log.hpp"
 #include "mailroom/core/result.hpp"
@@ -111,9 +112,10 @@ struct server_options {
   std::chrono::milliseconds tls_handshake_timeout{std::chrono::seconds(30)};  ///< whole handshake
   /// Wait this long before greeting and reject clients that talk first (0 = greet at once).
   std::chrono::milliseconds greet_delay{0};
-  /// Delay before answering a failed AUTH, multiplied by the session's failure count.
-  std::chrono::milliseconds auth_failure_delay{std::chrono::seconds(1)};
-  std::size_t max_auth_failures = 3;   ///< then 421 and disconnect
+  /// Failed AUTH answers are delayed per client IP, growing with each failure (auth::throttle).
+  /// Null: the server makes its own with the defaults; share one between per-thread servers.
+  std::shared_ptr<auth::throttle> auth_throttle;
+  std::size_t max_auth_failures = 3;   ///< per session, then 421 and disconnect
   /// Bare LF/CR inside DATA: normalize (the Postfix 3.9 default: real clients such as scripts
   /// handing bytes with LF line ends still get through) or reject with 550. Either way only
   /// CRLF.CRLF ends a message, so neither allows smuggling.
