@@ -2,12 +2,14 @@
 //
 //   smtp_sink --listen 127.0.0.1:2525 --maildir DIR [--tls-cert F --tls-key F | --self-signed]
 //             [--listen-tls 127.0.0.1:4650] [--listen-lmtp 127.0.0.1:2424]
-//             [--user NAME:PASSWORD]... [--passwd-file FILE]
+//             [--user NAME:PASSWORD]... [--passwd-file FILE] [--local-domain DOMAIN]...
 //             [--allow-plaintext-auth]
 //             [--threads N] [--hostname H] [--max-size BYTES] [--bare-lf reject|normalize]
 //             [--log-level info]
 //
-// Prints nothing on stdout; logs go to stderr. SIGINT/SIGTERM shut it down gracefully.
+// Without --local-domain it takes mail for anyone (a test sink); with it, only for those domains
+// unless the client authenticated (no open relay). Prints nothing on stdout; logs go to stderr.
+// SIGINT/SIGTERM shut it down gracefully.
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -24,6 +26,7 @@
 
 #include "mailroom/auth/backend.hpp"
 #include "mailroom/auth/passwd_file.hpp"
+#include "mailroom/mta/relay_policy.hpp"
 #include "mailroom/net/tls/context.hpp"
 #include "mailroom/smtp/server.hpp"
 #include "mailroom/store/maildir/writer.hpp"
@@ -34,7 +37,15 @@ namespace {
 
 class sink_handler final : public smtp::session_handler {
  public:
-  explicit sink_handler(std::shared_ptr<store::maildir::directory> dir) : dir_(std::move(dir)) {}
+  sink_handler(std::shared_ptr<store::maildir::directory> dir, smtp::session_info const& info,
+               std::shared_ptr<mta::relay_policy const> relay)
+      : dir_(std::move(dir)), info_(info), relay_(std::move(relay)) {}
+
+  task<smtp::reply> on_rcpt(address const& to, smtp::rcpt_params const&) override {
+    if (relay_)
+      if (auto refused = relay_->check(info_, to)) co_return *refused;
+    co_return smtp::replies::recipient_ok();
+  }
 
   task<smtp::reply> on_data(smtp::message_source& body) override {
     auto w = store::maildir::writer::create(dir_);
@@ -52,17 +63,21 @@ class sink_handler final : public smtp::session_handler {
 
  private:
   std::shared_ptr<store::maildir::directory> dir_;
+  smtp::session_info const& info_;
+  std::shared_ptr<mta::relay_policy const> relay_;
 };
 
 class sink_backend final : public smtp::backend {
  public:
-  explicit sink_backend(std::shared_ptr<store::maildir::directory> dir) : dir_(std::move(dir)) {}
-  task<expected<std::unique_ptr<smtp::session_handler>, smtp::reply>> new_session(smtp::session_info const&) override {
-    co_return std::make_unique<sink_handler>(dir_);
+  sink_backend(std::shared_ptr<store::maildir::directory> dir, std::shared_ptr<mta::relay_policy const> relay)
+      : dir_(std::move(dir)), relay_(std::move(relay)) {}
+  task<expected<std::unique_ptr<smtp::session_handler>, smtp::reply>> new_session(smtp::session_info const& info) override {
+    co_return std::make_unique<sink_handler>(dir_, info, relay_);
   }
 
  private:
   std::shared_ptr<store::maildir::directory> dir_;
+  std::shared_ptr<mta::relay_policy const> relay_;
 };
 
 asio::ip::tcp::endpoint parse_endpoint(std::string const& s) {
@@ -76,7 +91,7 @@ asio::ip::tcp::endpoint parse_endpoint(std::string const& s) {
 [[noreturn]] void usage() {
   std::cerr << "usage: smtp_sink --listen ADDR:PORT --maildir DIR [--listen-tls ADDR:PORT] [--listen-lmtp ADDR:PORT]\n"
                "                 [--tls-cert FILE --tls-key FILE | --self-signed] [--user NAME:PASSWORD]...\n"
-               "                 [--passwd-file FILE]\n"
+               "                 [--passwd-file FILE] [--local-domain DOMAIN]...\n"
                "                 [--allow-plaintext-auth] [--threads N] [--hostname NAME] [--max-size BYTES]\n"
                "                 [--bare-lf reject|normalize] [--log-level LEVEL]\n";
   std::exit(2);
@@ -86,6 +101,7 @@ asio::ip::tcp::endpoint parse_endpoint(std::string const& s) {
 
 int main(int argc, char** argv) try {
   std::vector<std::string> listen, listen_tls, listen_lmtp;
+  mta::relay_policy_options relay;
   std::string maildir_path, cert, key, hostname = "localhost", passwd_path;
   bool self_signed = false, plaintext_auth = false;
   unsigned threads = 1;
@@ -110,6 +126,7 @@ int main(int argc, char** argv) try {
     else if (a == "--threads") threads = static_cast<unsigned>(std::stoul(next()));
     else if (a == "--hostname") hostname = next();
     else if (a == "--passwd-file") passwd_path = next();
+    else if (a == "--local-domain") relay.local_domains.push_back(next());
     else if (a == "--max-size") opts.max_message_size = std::stoull(next());
     else if (a == "--log-level") level = log::parse_level(next());
     else if (a == "--bare-lf") opts.bare_newlines = next() == "reject" ? smtp::bare_policy::reject : smtp::bare_policy::normalize;
@@ -147,7 +164,8 @@ int main(int argc, char** argv) try {
 
   auto dir = store::maildir::directory::open(maildir_path, pool);
   if (!dir) throw std::runtime_error("maildir " + maildir_path + ": " + dir.error().message());
-  auto be = std::make_shared<sink_backend>(*dir);
+  auto be = std::make_shared<sink_backend>(
+      *dir, relay.local_domains.empty() ? nullptr : std::make_shared<mta::relay_policy const>(relay));
 
   // One io_context and one server per thread, all listening on the same ports (SO_REUSEPORT).
   std::vector<std::unique_ptr<asio::io_context>> ios;

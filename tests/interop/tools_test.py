@@ -98,6 +98,30 @@ class SwaksPasswdFileTest(sinklib.SinkTest):
         self.assertEqual(len(self.sink.messages()), 2)
 
 
+class SwaksRelayTest(sinklib.SinkTest):
+    """No open relay: with --local-domain only those domains, unless authenticated."""
+    extra_args = ("--local-domain", "example.org")
+
+    def swaks(self, to, *extra):
+        return run(["swaks", "--server", "127.0.0.1", "--port", str(self.sink.port), "--from", "a@example.net",
+                    "--to", to, "--timeout", "20", "--quit-after", "RCPT"] + list(extra))
+
+    def test_open_relay_attempts_are_refused(self):
+        for to in ("victim@remote.example", "x%remote.example@example.org", "remote.example!x@example.org",
+                   '"x@remote.example"@example.org', "@relay.example:victim@remote.example", "x@[192.0.2.1]"):
+            with self.subTest(to=to):
+                r = self.swaks(to)
+                self.assertNotEqual(r.returncode, 0)
+                self.assertRegex(r.stdout, rb"<~?\*\* +(554 5\.7\.1|501 5\.5\.4)")
+
+    def test_local_domain_and_authenticated_relay_are_accepted(self):
+        self.assertEqual(self.swaks("user@example.org").returncode, 0)
+        self.assertEqual(self.swaks("user@EXAMPLE.ORG").returncode, 0)
+        r = self.swaks("friend@remote.example", "--tls", "--auth", "PLAIN", "--auth-user", USER,
+                       "--auth-password", PASSWORD)
+        self.assertEqual(r.returncode, 0, r.stdout.decode(errors="replace"))
+
+
 class CurlTest(sinklib.SinkTest):
     def upload(self, url, *extra):
         with tempfile.NamedTemporaryFile("wb", delete=False) as f:
@@ -193,7 +217,7 @@ class GsaslPlaintextTest(sinklib.SinkTest):
 
 
 if __name__ == "__main__":
-    cls = {"swaks": [SwaksTest, SwaksPasswdFileTest], "curl": [CurlTest], "openssl": [OpensslTest],
+    cls = {"swaks": [SwaksTest, SwaksPasswdFileTest, SwaksRelayTest], "curl": [CurlTest], "openssl": [OpensslTest],
            "gsasl": [GsaslTest, GsaslPlaintextTest]}[TOOL]
     import unittest
     suite = unittest.TestSuite(unittest.defaultTestLoader.loadTestsFromTestCase(c) for c in cls)
