@@ -19,14 +19,6 @@ result<void> make_dir(std::string const& path) {
   return {};
 }
 
-std::error_code fsync_path(std::string const& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return last_error();
-  std::error_code ec;
-  if (::fsync(fd) != 0) ec = last_error();
-  ::close(fd);
-  return ec;
-}
 
 // Maildir names must not contain '/' or ':'; hostnames with them are escaped as Dovecot does.
 std::string safe_hostname() {
@@ -43,13 +35,13 @@ std::string safe_hostname() {
 }  // namespace
 
 directory::directory(std::string root, blocking_pool& pool)
-    : root_(std::move(root)), pool_(pool), hostname_(safe_hostname()) {}
+    : root_(std::move(root)), pool_(pool), new_sync_(root_ + "/new", pool), hostname_(safe_hostname()) {}
 
 // Creates the Maildir's directories if missing and makes their entries durable.
 result<void> ensure_maildir(std::string const& root) {
   for (auto const& d : {root, root + "/tmp", root + "/new", root + "/cur"})
     if (auto r = make_dir(d); !r) return r;
-  if (auto ec = fsync_path(root); ec) return fail(ec);
+  if (auto ec = fsync_directory(root); ec) return fail(ec);
   return {};
 }
 
@@ -70,19 +62,7 @@ std::string directory::unique_name() {
   return buf + hostname_;
 }
 
-task<std::error_code> directory::sync_new() {
-  std::uint64_t const ticket = requested_.fetch_add(1) + 1;
-  // Whoever holds the lock flushes for everyone who asked before it started; the others find
-  // their ticket covered and return without another fsync.
-  co_return co_await pool_.offload([this, ticket]() -> std::error_code {
-    std::lock_guard lock(sync_mutex_);
-    if (synced_ >= ticket) return {};
-    std::uint64_t covers = requested_.load();  // every ticket so far was taken after its rename
-    auto ec = fsync_path(root_ + "/new");
-    if (!ec) synced_ = covers;
-    return ec;
-  });
-}
+task<std::error_code> directory::sync_new() { return new_sync_.sync(); }
 
 writer::writer(std::shared_ptr<directory> dir, int fd, std::string name)
     : dir_(std::move(dir)), fd_(fd), name_(std::move(name)) {

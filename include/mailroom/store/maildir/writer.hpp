@@ -8,14 +8,13 @@
 // message may arrive twice, never zero times (at-least-once).
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string>
 
 #include "mailroom/core/blocking.hpp"
+#include "mailroom/core/durable.hpp"
 #include "mailroom/core/result.hpp"
 #include "mailroom/core/task.hpp"
 
@@ -41,10 +40,7 @@ class directory {
  private:
   std::string root_;
   blocking_pool& pool_;
-  std::atomic<std::uint64_t> requested_{0};  // tickets handed out; never blocks an I/O thread
-  std::mutex sync_mutex_;                    // held by the pool thread flushing new/
-  std::uint64_t synced_ = 0;                 // every ticket <= synced_ is durable (under sync_mutex_)
-  std::uint64_t counter_ = 0;
+  directory_sync new_sync_;
   std::string hostname_;
 };
 

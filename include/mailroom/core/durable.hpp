@@ -1,0 +1,35 @@
+// Durability helpers: fsync of directories with group commit, on a blocking pool.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <system_error>
+
+#include "mailroom/core/blocking.hpp"
+
+namespace mailroom {
+
+/// fsync of one directory, shared by concurrent callers: sync() completes after an fsync of the
+/// directory that began after sync() was called, so a rename done before the call is durable.
+/// While one fsync runs, later callers queue behind it and the next fsync covers all of them.
+/// Thread-safe; never blocks the calling (I/O) thread.
+class directory_sync {
+ public:
+  directory_sync(std::string path, blocking_pool& pool) : path_(std::move(path)), pool_(pool) {}
+  task<std::error_code> sync();
+  std::string const& path() const noexcept { return path_; }
+
+ private:
+  std::string path_;
+  blocking_pool& pool_;
+  std::atomic<std::uint64_t> requested_{0};  // tickets handed out
+  std::mutex mutex_;                         // held by the pool thread flushing
+  std::uint64_t synced_ = 0;                 // every ticket <= synced_ is durable (under mutex_)
+};
+
+/// fsync of a directory by path, on the calling thread (for set-up paths, not per message).
+std::error_code fsync_directory(std::string const& path);
+
+}  // namespace mailroom

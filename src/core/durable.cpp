@@ -1,0 +1,34 @@
+#include "mailroom/core/durable.hpp"
+
+#include <cerrno>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace mailroom {
+
+std::error_code fsync_directory(std::string const& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return {errno, std::system_category()};
+  std::error_code ec;
+  if (::fsync(fd) != 0) ec = {errno, std::system_category()};
+  ::close(fd);
+  return ec;
+}
+
+task<std::error_code> directory_sync::sync() {
+  std::uint64_t const ticket = requested_.fetch_add(1) + 1;
+  // Whoever holds the lock flushes for everyone who asked before it started; the others find
+  // their ticket covered and return without another fsync.
+  auto flush = [this, ticket]() -> std::error_code {
+    std::lock_guard lock(mutex_);
+    if (synced_ >= ticket) return {};
+    std::uint64_t const covers = requested_.load();  // every ticket so far was taken after its rename
+    auto ec = fsync_directory(path_);
+    if (!ec) synced_ = covers;
+    return ec;
+  };
+  co_return co_await pool_.offload(std::move(flush));
+}
+
+}  // namespace mailroom
