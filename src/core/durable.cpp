@@ -16,6 +16,19 @@ std::error_code fsync_directory(std::string const& path) {
   return ec;
 }
 
+std::error_code write_all(int fd, std::string_view data) {
+  std::size_t off = 0;
+  while (off < data.size()) {
+    auto n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return {errno, std::system_category()};
+    }
+    off += static_cast<std::size_t>(n);
+  }
+  return {};
+}
+
 task<std::error_code> directory_sync::sync() {
   std::uint64_t const ticket = requested_.fetch_add(1) + 1;
   // Whoever holds the lock flushes for everyone who asked before it started; the others find

@@ -1052,6 +1052,7 @@ task<void> run_session(std::shared_ptr<server::impl> self, std::unique_ptr<net::
   info.id = make_session_id();
   info.remote = remote;
   info.local = local;
+  info.proto = lo.proto;
   session s(*self, std::move(stream), std::move(info), std::move(lo));
   auto it = self->sessions.insert(self->sessions.end(), &s);
   try {

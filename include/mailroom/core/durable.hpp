@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 #include "mailroom/core/blocking.hpp"
@@ -31,5 +32,8 @@ class directory_sync {
 
 /// fsync of a directory by path, on the calling thread (for set-up paths, not per message).
 std::error_code fsync_directory(std::string const& path);
+
+/// Writes all of data to fd (retrying short writes and EINTR).
+std::error_code write_all(int fd, std::string_view data);
 
 }  // namespace mailroom

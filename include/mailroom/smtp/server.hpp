@@ -41,12 +41,18 @@ class server_context;
 
 namespace mailroom::smtp {
 
+enum class protocol : std::uint8_t {
+  smtp,  ///< RFC 5321 (HELO/EHLO)
+  lmtp,  ///< RFC 2033 (LHLO, a reply per recipient after the message)
+};
+
 /// What a session knows about its client; kept current by the server (helo, tls, auth change).
 struct session_info {
   std::string id;  ///< unique per connection, used in logs and queue ids
   asio::ip::tcp::endpoint remote;
   asio::ip::tcp::endpoint local;
-  std::string helo;           ///< argument of the last HELO/EHLO
+  protocol proto = protocol::smtp;
+  std::string helo;           ///< argument of the last HELO/EHLO/LHLO
   bool esmtp = false;         ///< EHLO rather than HELO
   std::optional<net::tls_details> tls;
   std::optional<auth::identity> auth;
@@ -129,11 +135,6 @@ struct server_options {
   std::shared_ptr<net::tls::server_context> tls;  ///< enables STARTTLS and implicit TLS listeners
   std::shared_ptr<auth::backend> auth;            ///< enables AUTH
   std::vector<std::string> auth_mechanisms = {"SCRAM-SHA-256", "PLAIN", "LOGIN"};
-};
-
-enum class protocol : std::uint8_t {
-  smtp,  ///< RFC 5321 (HELO/EHLO)
-  lmtp,  ///< RFC 2033 (LHLO, a reply per recipient after the message)
 };
 
 enum class security : std::uint8_t {

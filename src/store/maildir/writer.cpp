@@ -84,15 +84,7 @@ result<std::unique_ptr<writer>> writer::create(std::shared_ptr<directory> dir) {
 }
 
 result<void> writer::flush_buffer() {
-  std::size_t off = 0;
-  while (off < buffer_.size()) {
-    auto n = ::write(fd_, buffer_.data() + off, buffer_.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return fail(last_error());
-    }
-    off += static_cast<std::size_t>(n);
-  }
+  if (auto ec = write_all(fd_, buffer_); ec) return fail(ec);
   buffer_.clear();
   return {};
 }

@@ -1,0 +1,47 @@
+// The inbound MTA path: SMTP or LMTP sessions feeding any delivery_target (normally the queue),
+// with the relay policy applied to each recipient and a Received: header (RFC 5321 4.4) added.
+//
+// Contract: 250 after DATA means the target's commit() returned, so the message is as durable as
+// the target makes it (the spool: fsynced). A target that refuses to start or fails to store
+// answers 451 4.3.0 (try again later); nothing is half-accepted.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "mailroom/core/log.hpp"
+#include "mailroom/delivery/target.hpp"
+#include "mailroom/mta/relay_policy.hpp"
+#include "mailroom/smtp/server.hpp"
+
+namespace mailroom::mta {
+
+struct inbound_options {
+  std::shared_ptr<delivery::delivery_target> target;
+  std::shared_ptr<relay_policy const> relay;  ///< null: every recipient is accepted
+  std::string hostname = "localhost";         ///< in the Received: line
+  bool add_received = true;
+};
+
+class inbound final : public smtp::backend {
+ public:
+  explicit inbound(inbound_options opts, log::logger logger = {});
+  task<expected<std::unique_ptr<smtp::session_handler>, smtp::reply>> new_session(smtp::session_info const& info) override;
+
+ private:
+  inbound_options opts_;
+  log::logger log_;
+};
+
+/// "ESMTPSA" and friends (RFC 3848), from what the session negotiated.
+std::string protocol_name(smtp::session_info const& info);
+
+/// A Received: header field, folded, ending in CRLF.
+std::string received_header(smtp::session_info const& info, std::string_view by_host, std::string_view protocol,
+                            std::string_view id, std::chrono::system_clock::time_point when);
+
+/// RFC 5322 date-time in UTC: "Mon, 23 Nov 2026 13:55:02 +0000".
+std::string rfc5322_date(std::chrono::system_clock::time_point when);
+
+}  // namespace mailroom::mta

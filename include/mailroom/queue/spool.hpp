@@ -1,0 +1,105 @@
+// The MTA spool: one file per message, envelope and body together, in state directories
+// (incoming, active, deferred, hold, corrupt) like Postfix's queue.
+//
+// Contract: commit() of a spool delivery returns only when the file and its directory entry in
+// incoming/ are on stable storage (fdatasync, rename from tmp/, group-committed fsync of
+// incoming/), so a 250 after it never loses mail. A file in a state directory is always complete;
+// a crash leaves at most a partial file in tmp/, removed by recover(). Every field of the
+// envelope is length-prefixed, so CR, LF or NUL in any value cannot forge another field.
+// A file that does not parse is moved to corrupt/ (and logged), never retried in a loop.
+//
+// File layout: "MAILROOM-QUEUE 1\n", records "<tag> <length>:<bytes>\n", "E 0:\n", the body,
+// then the footer "\nMAILROOM-QUEUE-END <20-digit body length>\n".
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mailroom/core/blocking.hpp"
+#include "mailroom/core/durable.hpp"
+#include "mailroom/core/log.hpp"
+#include "mailroom/delivery/target.hpp"
+
+namespace mailroom::queue {
+
+enum class state : std::uint8_t { incoming, active, deferred, hold, corrupt };
+std::string_view to_string(state s) noexcept;
+
+struct recipient {
+  address addr;
+  smtp::rcpt_params params;
+  friend bool operator==(recipient const&, recipient const&) = default;
+};
+
+struct envelope {
+  std::string id;
+  std::int64_t arrival = 0;  ///< unix time, seconds
+  address sender;            ///< null for bounces
+  smtp::mail_params params;
+  std::vector<recipient> recipients;
+  std::string client;        ///< "ip:port"
+  std::string helo;
+  std::string protocol;
+  std::string auth_user;
+};
+
+/// A queued message as read back: its envelope and where its body lies in the file.
+struct queued_message {
+  envelope env;
+  std::string path;
+  std::uint64_t body_offset = 0;
+  std::uint64_t body_size = 0;
+};
+
+/// Limits when reading queue files back (a damaged file must not make us allocate without bound).
+inline constexpr std::size_t max_record = 64 * 1024;
+inline constexpr std::size_t max_recipients = 100000;
+
+class spool final : public delivery::delivery_target, public std::enable_shared_from_this<spool> {
+ public:
+  /// Creates root and its state directories if missing.
+  static result<std::shared_ptr<spool>> open(std::string root, blocking_pool& pool, log::logger logger = {});
+
+  task<result<std::unique_ptr<delivery::delivery>>> start(delivery::message_context const& ctx,
+                                                          address const& from) override;
+
+  /// Queue ids in a state, oldest first (ids sort by arrival).
+  result<std::vector<std::string>> list(state s) const;
+  /// Reads a message's envelope; a file that does not parse goes to corrupt/ and the result is
+  /// errc::invalid_argument.
+  result<queued_message> read(state s, std::string const& id);
+  /// The body bytes of a message (for tests and small tools; delivery streams from the file).
+  result<std::string> read_body(queued_message const& m) const;
+  /// Moves a message between states, durably (fsync of the target directory).
+  task<result<void>> move(std::string const& id, state from, state to);
+  /// Start-up: active/ goes back to incoming/ (a crash interrupted those deliveries) and partial
+  /// files in tmp/ are removed. Returns how many messages went back.
+  task<result<std::size_t>> recover();
+
+  std::string path(state s, std::string const& id) const;
+  std::string const& root() const noexcept { return root_; }
+
+  spool(std::string root, blocking_pool& pool, log::logger logger);
+
+  // For the spool's own deliveries.
+  std::string new_id();
+  blocking_pool& pool() noexcept { return pool_; }
+  directory_sync& incoming_sync() noexcept { return incoming_sync_; }
+  log::logger const& logger() const noexcept { return log_; }
+
+ private:
+  std::string root_;
+  blocking_pool& pool_;
+  log::logger log_;
+  directory_sync incoming_sync_;
+};
+
+/// The envelope in the file's record format (header only, up to and including "E 0:\n").
+std::string encode_envelope(envelope const& env);
+/// Parses a header produced by encode_envelope; `consumed` is its length.
+result<envelope> decode_envelope(std::string_view data, std::size_t* consumed);
+
+}  // namespace mailroom::queue

@@ -1,0 +1,203 @@
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+
+#include "mailroom/queue/spool.hpp"
+#include "support/helpers.hpp"
+
+using namespace mailroom;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A message_source over a string, in small pieces.
+class string_source final : public smtp::message_source {
+ public:
+  explicit string_source(std::string s, std::size_t piece = 7) : s_(std::move(s)), piece_(piece) {}
+  task<result<std::span<char const>>> read() override {
+    auto n = std::min(piece_, s_.size() - pos_);
+    std::span<char const> out(s_.data() + pos_, n);
+    pos_ += n;
+    co_return out;
+  }
+  std::uint64_t size() const noexcept override { return pos_; }
+
+ private:
+  std::string s_;
+  std::size_t piece_;
+  std::size_t pos_ = 0;
+};
+
+// g++ 12 destroys aggregate temporaries created inside a co_await expression twice: every
+// argument below is a named object.
+smtp::rcpt_params const no_params{};
+delivery::message_context const no_context{};
+
+struct fixture {
+  testing::temp_dir dir;
+  blocking_pool pool{2};
+  asio::io_context io;
+  std::shared_ptr<queue::spool> sp =
+      queue::spool::open(dir.path() + "/q", pool, log::logger(std::make_shared<log::null_sink>(), log::level::off)).value();
+
+  std::string enqueue(delivery::message_context const& ctx, address from, std::vector<address> rcpts, std::string body) {
+    return testing::run(io, [&]() -> task<std::string> {
+      auto d = (co_await sp->start(ctx, from)).value();
+      for (auto const& r : rcpts) CHECK_FALSE(co_await d->add_rcpt(r, no_params));
+      string_source src(body);
+      REQUIRE(co_await d->body(src));
+      co_return (co_await d->commit()).value();
+    }());
+  }
+};
+
+std::size_t files_in(std::string const& d) {
+  return static_cast<std::size_t>(std::distance(fs::directory_iterator(d), fs::directory_iterator{}));
+}
+
+}  // namespace
+
+TEST_CASE("a committed message reads back: envelope and body, byte for byte") {
+  fixture f;
+  delivery::message_context ctx;
+  ctx.client = {asio::ip::make_address("192.0.2.1"), 4321};
+  ctx.helo = "client.example";
+  ctx.protocol = "ESMTPSA";
+  ctx.auth_user = "alice";
+  ctx.params.size = 1234;
+  ctx.params.body = smtp::body_type::eight_bit_mime;
+  ctx.params.smtputf8 = true;
+  ctx.params.ret = smtp::dsn_ret::headers;
+  ctx.params.envid = "QQ1";
+  std::string body = "Subject: x\r\n\r\n.dot\r\n\0nul\r\n";
+  body += std::string(100000, 'b');
+  auto id = f.enqueue(ctx, {"a", "example.org"}, {{"b", "example.net"}, {"jörg", "bücher.example"}}, body);
+  CHECK(files_in(f.sp->root() + "/incoming") == 1);
+  CHECK(files_in(f.sp->root() + "/tmp") == 0);
+  CHECK(f.sp->list(queue::state::incoming).value() == std::vector<std::string>{id});
+  auto m = f.sp->read(queue::state::incoming, id).value();
+  CHECK(m.env.id == id);
+  CHECK(m.env.sender.to_string() == "a@example.org");
+  REQUIRE(m.env.recipients.size() == 2);
+  CHECK(m.env.recipients[1].addr.local == "jörg");
+  CHECK(m.env.client == "192.0.2.1:4321");
+  CHECK(m.env.helo == "client.example");
+  CHECK(m.env.protocol == "ESMTPSA");
+  CHECK(m.env.auth_user == "alice");
+  CHECK(*m.env.params.size == 1234);
+  CHECK(m.env.params.body == smtp::body_type::eight_bit_mime);
+  CHECK(m.env.params.smtputf8);
+  CHECK(m.env.params.ret == smtp::dsn_ret::headers);
+  CHECK(m.env.params.envid == "QQ1");
+  CHECK(m.body_size == body.size());
+  CHECK(f.sp->read_body(m).value() == body);
+}
+
+TEST_CASE("CR, LF and NUL in any field cannot forge another field") {
+  queue::envelope e;
+  e.id = "ID1";
+  e.sender = {"x", "example.org"};
+  e.recipients.push_back({{"r", "example.org"}, {}});
+  e.helo = "evil\nR 13:v@victim.test\nE 0:\n";
+  e.auth_user = std::string("a\0b\r\n", 5);
+  e.recipients[0].params.orcpt_type = "rfc822";
+  e.recipients[0].params.orcpt = "o\r\nR 1:x";
+  auto enc = queue::encode_envelope(e);
+  std::size_t used = 0;
+  auto d = queue::decode_envelope(enc, &used).value();
+  CHECK(used == enc.size());
+  CHECK(d.helo == e.helo);
+  CHECK(d.auth_user == e.auth_user);
+  REQUIRE(d.recipients.size() == 1);
+  CHECK(d.recipients[0].params.orcpt == "o\r\nR 1:x");
+}
+
+TEST_CASE("damaged queue files go to corrupt/, with a clear error, once") {
+  fixture f;
+  auto id = f.enqueue({}, {"a", "example.org"}, {{"b", "example.net"}}, "hello\r\n");
+  auto file = f.sp->path(queue::state::incoming, id);
+  auto good = testing::read_file(file);
+  queue::envelope no_rcpts;
+  no_rcpts.id = "x";
+  no_rcpts.sender = {"a", "b.c"};
+  struct variant {
+    char const* name;
+    std::string content;
+  };
+  std::vector<variant> damaged = {
+      {"truncated body", good.substr(0, good.size() - 10)},
+      {"no footer", good.substr(0, good.size() - 40)},
+      {"bad magic", "X" + good.substr(1)},
+      {"huge length", std::string("MAILROOM-QUEUE 1\nI 99999999999:x\n")},
+      {"length past end", std::string("MAILROOM-QUEUE 1\nI 50:x\n")},
+      {"no recipients", queue::encode_envelope(no_rcpts)},
+      {"empty", ""},
+      {"garbage", std::string(5000, '\xff')},
+  };
+  for (auto const& v : damaged) {
+    CAPTURE(v.name);
+    std::ofstream(file, std::ios::trunc | std::ios::binary) << v.content;
+    auto r = f.sp->read(queue::state::incoming, id);
+    CHECK_FALSE(r);
+    CHECK_FALSE(fs::exists(file));
+    CHECK(fs::exists(f.sp->path(queue::state::corrupt, id)));
+    fs::rename(f.sp->path(queue::state::corrupt, id), file);
+  }
+  std::ofstream(file, std::ios::trunc | std::ios::binary) << good;
+  CHECK(f.sp->read(queue::state::incoming, id));
+}
+
+TEST_CASE("recover(): interrupted deliveries return to incoming, partial files vanish") {
+  fixture f;
+  auto a = f.enqueue({}, {}, {{"b", "example.net"}}, "one\r\n");
+  auto b = f.enqueue({}, {}, {{"b", "example.net"}}, "two\r\n");
+  CHECK(a < b);  // ids sort by arrival
+  testing::run(f.io, [&]() -> task<void> {
+    REQUIRE(co_await f.sp->move(a, queue::state::incoming, queue::state::active));
+    REQUIRE(co_await f.sp->move(b, queue::state::incoming, queue::state::hold));
+  }());
+  std::ofstream(f.sp->root() + "/tmp/partial") << "MAILROOM-QUEUE 1\nI 3:abc";
+  auto n = testing::run(f.io, f.sp->recover()).value();
+  CHECK(n == 1);
+  CHECK(f.sp->list(queue::state::incoming).value() == std::vector<std::string>{a});
+  CHECK(f.sp->list(queue::state::hold).value() == std::vector<std::string>{b});
+  CHECK(files_in(f.sp->root() + "/tmp") == 0);
+  CHECK(f.sp->read(queue::state::incoming, a).value().env.sender.is_null());
+}
+
+TEST_CASE("an aborted or abandoned delivery leaves nothing; many concurrent commits all land") {
+  fixture f;
+  testing::run(f.io, [&]() -> task<void> {
+    address const from{"a", "x.org"}, to{"b", "x.org"};
+    auto d = (co_await f.sp->start(no_context, from)).value();
+    (void)co_await d->add_rcpt(to, no_params);
+    string_source src("partial\r\n");
+    REQUIRE(co_await d->body(src));
+    d->abort();
+    auto e = (co_await f.sp->start(no_context, from)).value();  // destroyed without commit
+  }());
+  CHECK(files_in(f.sp->root() + "/tmp") == 0);
+  CHECK(files_in(f.sp->root() + "/incoming") == 0);
+  int done = 0;
+  for (int i = 0; i < 40; ++i)
+    asio::co_spawn(f.io, [&, i]() -> task<void> {
+      address const from{"a", "x.org"}, to{"b" + std::to_string(i), "x.org"};
+      auto d = (co_await f.sp->start(no_context, from)).value();
+      (void)co_await d->add_rcpt(to, no_params);
+      string_source src("message " + std::to_string(i) + "\r\n");
+      REQUIRE(co_await d->body(src));
+      REQUIRE(co_await d->commit());
+      ++done;
+    }, asio::detached);
+  f.io.restart();
+  f.io.run_for(std::chrono::seconds(30));
+  CHECK(done == 40);
+  CHECK(f.sp->list(queue::state::incoming).value().size() == 40);
+}
