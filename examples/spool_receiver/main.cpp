@@ -1,7 +1,10 @@
 // spool_receiver: an MX front end. Accepts mail for --local-domain domains (authenticated users
 // may send anywhere) into a durable queue directory; 250 means the queue file is fsynced.
+// With --deliver-to ROOT a queue manager delivers it into ROOT/<user>/Maildir (users are the
+// directories under ROOT, or anyone with --create-users) and retries what fails.
 //
 //   spool_receiver --listen 127.0.0.1:2525 --spool DIR --local-domain example.org
+//                  [--deliver-to ROOT [--create-users]]
 //                  [--self-signed | --tls-cert F --tls-key F] [--user NAME:PASSWORD]... [--hostname H]
 #include <csignal>
 #include <iostream>
@@ -11,15 +14,18 @@
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
 
+#include "mailroom/mda/maildir_target.hpp"
 #include "mailroom/mta/inbound.hpp"
 #include "mailroom/net/tls/context.hpp"
+#include "mailroom/queue/manager.hpp"
 #include "mailroom/queue/spool.hpp"
 
 using namespace mailroom;
 
 int main(int argc, char** argv) try {
   std::string listen, spool_dir, hostname = "localhost", cert, key;
-  bool self_signed = false;
+  bool self_signed = false, create_users = false;
+  std::string deliver_to;
   mta::relay_policy_options relay;
   auto users = std::make_shared<auth::memory_backend>();
   bool have_users = false;
@@ -33,6 +39,8 @@ int main(int argc, char** argv) try {
     else if (a == "--spool") spool_dir = next();
     else if (a == "--local-domain") relay.local_domains.push_back(next());
     else if (a == "--hostname") hostname = next();
+    else if (a == "--deliver-to") deliver_to = next();
+    else if (a == "--create-users") create_users = true;
     else if (a == "--self-signed") self_signed = true;
     else if (a == "--tls-cert") cert = next();
     else if (a == "--tls-key") key = next();
@@ -51,7 +59,16 @@ int main(int argc, char** argv) try {
   blocking_pool pool(4);
   auto sp = queue::spool::open(spool_dir, pool, logger).value();
   asio::io_context io(1);
-  if (auto n = [&] {
+  std::shared_ptr<queue::manager> qmgr;
+  if (!deliver_to.empty()) {
+    auto mda = std::make_shared<mda::maildir_target>(
+        mda::maildir_target_options{.root = deliver_to, .create_users = create_users}, pool, logger);
+    qmgr = std::make_shared<queue::manager>(io.get_executor(), sp, mda, queue::manager_options{}, logger);
+    sp->on_queued([m = std::weak_ptr(qmgr)] {
+      if (auto q = m.lock()) q->wake();
+    });
+    asio::co_spawn(io, qmgr->run(), asio::detached);  // recovers the spool first
+  } else if (auto n = [&] {
         std::size_t moved = 0;
         asio::co_spawn(io, [&]() -> task<void> { moved = (co_await sp->recover()).value(); }, asio::detached);
         io.run();
@@ -77,7 +94,9 @@ int main(int argc, char** argv) try {
       .value();
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](std::error_code ec, int) {
-    if (!ec) asio::co_spawn(io, server.shutdown(std::chrono::seconds(10)), asio::detached);
+    if (ec) return;
+    asio::co_spawn(io, server.shutdown(std::chrono::seconds(10)), asio::detached);
+    if (qmgr) qmgr->stop();
   });
   io.run();
   return 0;

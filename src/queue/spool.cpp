@@ -106,6 +106,7 @@ std::string encode_envelope(envelope const& env) {
   put(out, 'H', env.helo);
   put(out, 'X', env.protocol);
   put(out, 'A', env.auth_user);
+  if (env.attempts) put(out, 'K', std::to_string(env.attempts));
   for (auto const& r : env.recipients) {
     put(out, 'R', r.addr.to_string());
     if (r.params.notify) put(out, 'N', std::to_string(r.params.notify));
@@ -174,6 +175,12 @@ result<envelope> decode_envelope(std::string_view data, std::size_t* consumed) {
       case 'H': env.helo = std::string(v); break;
       case 'X': env.protocol = std::string(v); break;
       case 'A': env.auth_user = std::string(v); break;
+      case 'K': {
+        auto n = text::parse_uint(v, UINT32_MAX);
+        if (!n) return bad();
+        env.attempts = static_cast<std::uint32_t>(*n);
+        break;
+      }
       case 'R': {
         if (env.recipients.size() >= max_recipients) return bad();
         auto a = decode_address(v);
@@ -316,6 +323,72 @@ task<result<void>> spool::move(std::string const& id, state from, state to) {
   co_return result<void>{};
 }
 
+task<result<void>> spool::rewrite(state s, queued_message const& m, envelope const& env) {
+  auto header = encode_envelope(env);
+  auto tmp = root_ + "/tmp/" + env.id + ".rewrite";
+  auto dst = path(s, env.id);
+  auto dir = root_ + "/" + std::string(to_string(s));
+  auto src = m.path;
+  auto offset = m.body_offset;
+  auto length = m.body_size;
+  // The body and footer are copied as they are; the new file replaces the old one atomically.
+  auto job = [header, tmp, dst, dir, src, offset, length]() -> std::error_code {
+    int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
+    if (in < 0) return last_error();
+    int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (out < 0) {
+      auto ec = last_error();
+      ::close(in);
+      return ec;
+    }
+    auto ec = write_all(out, header);
+    std::string buf(64 * 1024, '\0');
+    std::uint64_t left = length + footer_size;
+    auto pos = static_cast<off_t>(offset);
+    while (!ec && left > 0) {
+      auto n = ::pread(in, buf.data(), static_cast<std::size_t>(std::min<std::uint64_t>(left, buf.size())), pos);
+      if (n <= 0) {
+        ec = n < 0 ? last_error() : std::make_error_code(std::errc::io_error);
+        break;
+      }
+      ec = write_all(out, std::string_view(buf.data(), static_cast<std::size_t>(n)));
+      left -= static_cast<std::uint64_t>(n);
+      pos += n;
+    }
+    if (!ec && ::fdatasync(out) != 0) ec = last_error();
+    ::close(out);
+    ::close(in);
+    if (!ec && ::rename(tmp.c_str(), dst.c_str()) != 0) ec = last_error();
+    if (!ec) ec = fsync_directory(dir);
+    if (ec) ::unlink(tmp.c_str());
+    return ec;
+  };
+  if (auto ec = co_await pool_.offload(std::move(job)); ec) co_return fail(ec);
+  co_return result<void>{};
+}
+
+task<result<void>> spool::defer_until(std::string const& id, std::chrono::system_clock::time_point when) {
+  auto p = path(state::deferred, id);
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch()).count();
+  struct timespec times[2];
+  times[0].tv_sec = times[1].tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+  times[0].tv_nsec = times[1].tv_nsec = static_cast<long>(ns % 1'000'000'000);
+  if (::utimensat(AT_FDCWD, p.c_str(), times, 0) != 0) co_return fail(last_error());
+  co_return result<void>{};
+}
+
+result<std::vector<std::string>> spool::due(std::chrono::system_clock::time_point now) const {
+  auto ids = list(state::deferred);
+  if (!ids) return ids;
+  std::vector<std::string> out;
+  auto now_s = std::chrono::system_clock::to_time_t(now);
+  for (auto const& id : *ids) {
+    struct stat st {};
+    if (::stat(path(state::deferred, id).c_str(), &st) == 0 && st.st_mtim.tv_sec <= now_s) out.push_back(id);
+  }
+  return out;
+}
+
 task<result<std::size_t>> spool::recover() {
   std::error_code ec;
   for (auto const& e : std::filesystem::directory_iterator(root_ + "/tmp", ec)) {
@@ -382,6 +455,7 @@ class spool_delivery final : public delivery::delivery {
     ::close(fd_);
     fd_ = -1;
     if (auto dec = co_await spool_->incoming_sync().sync(); dec) co_return fail(dec);
+    spool_->notify_queued();
     spool_->logger().info("queued", {{"queue_id", env_.id},
                                      {"from", env_.sender.to_string()},
                                      {"nrcpt", std::to_string(env_.recipients.size())},

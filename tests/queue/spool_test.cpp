@@ -11,34 +11,17 @@
 
 #include "mailroom/queue/spool.hpp"
 #include "support/helpers.hpp"
+#include "support/message.hpp"
 
 using namespace mailroom;
 namespace fs = std::filesystem;
 
 namespace {
+using testing::no_context;
+using testing::no_params;
+using testing::string_source;
 
-// A message_source over a string, in small pieces.
-class string_source final : public smtp::message_source {
- public:
-  explicit string_source(std::string s, std::size_t piece = 7) : s_(std::move(s)), piece_(piece) {}
-  task<result<std::span<char const>>> read() override {
-    auto n = std::min(piece_, s_.size() - pos_);
-    std::span<char const> out(s_.data() + pos_, n);
-    pos_ += n;
-    co_return out;
-  }
-  std::uint64_t size() const noexcept override { return pos_; }
 
- private:
-  std::string s_;
-  std::size_t piece_;
-  std::size_t pos_ = 0;
-};
-
-// g++ 12 destroys aggregate temporaries created inside a co_await expression twice: every
-// argument below is a named object.
-smtp::rcpt_params const no_params{};
-delivery::message_context const no_context{};
 
 struct fixture {
   testing::temp_dir dir;

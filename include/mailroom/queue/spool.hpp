@@ -12,7 +12,9 @@
 // then the footer "\nMAILROOM-QUEUE-END <20-digit body length>\n".
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -44,6 +46,7 @@ struct envelope {
   std::string helo;
   std::string protocol;
   std::string auth_user;
+  std::uint32_t attempts = 0;  ///< delivery attempts so far
 };
 
 /// A queued message as read back: its envelope and where its body lies in the file.
@@ -75,6 +78,18 @@ class spool final : public delivery::delivery_target, public std::enable_shared_
   result<std::string> read_body(queued_message const& m) const;
   /// Moves a message between states, durably (fsync of the target directory).
   task<result<void>> move(std::string const& id, state from, state to);
+  /// Replaces a message's envelope (fewer recipients, more attempts), keeping its body; durable.
+  task<result<void>> rewrite(state s, queued_message const& m, envelope const& env);
+  /// When a deferred message is due again: the file's mtime (set by defer_until).
+  task<result<void>> defer_until(std::string const& id, std::chrono::system_clock::time_point when);
+  /// Deferred messages whose time has come.
+  result<std::vector<std::string>> due(std::chrono::system_clock::time_point now) const;
+  /// Called (on the committing coroutine's executor) after each message reaches incoming/.
+  void on_queued(std::function<void()> f) { on_queued_ = std::move(f); }
+  void notify_queued() const {
+    if (on_queued_) on_queued_();
+  }
+
   /// Start-up: active/ goes back to incoming/ (a crash interrupted those deliveries) and partial
   /// files in tmp/ are removed. Returns how many messages went back.
   task<result<std::size_t>> recover();
@@ -95,6 +110,7 @@ class spool final : public delivery::delivery_target, public std::enable_shared_
   blocking_pool& pool_;
   log::logger log_;
   directory_sync incoming_sync_;
+  std::function<void()> on_queued_;
 };
 
 /// The envelope in the file's record format (header only, up to and including "E 0:\n").
