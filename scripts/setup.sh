@@ -10,7 +10,7 @@ JOBS="${JOBS:-$(nproc)}"
 
 # Build tools and libraries, then the real peers the interop tests drive.
 PACKAGES=(cmake make g++ pkg-config libasio-dev libmbedtls-dev libc-ares-dev libcrypt-dev doctest-dev
-          python3 openssl ca-certificates swaks curl dnsmasq-base gsasl whois)
+          libtomlplusplus-dev python3 openssl ca-certificates swaks curl dnsmasq-base gsasl whois)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -84,9 +84,11 @@ int main(int argc, char** argv) try {
     auto kp = self_signed ? net::tls::generate_self_signed({hostname}) : net::tls::load_key_pair(cert, key);
     opts.tls = net::tls::server_context::create(kp.value()).value();
   }
-  auto be = std::make_shared<mta::inbound>(
-      mta::inbound_options{.target = sp, .relay = std::make_shared<mta::relay_policy const>(relay), .hostname = hostname},
-      logger);
+  mta::inbound_options in;
+  in.target = sp;
+  in.relay = std::make_shared<mta::relay_policy const>(relay);
+  in.hostname = hostname;
+  auto be = std::make_shared<mta::inbound>(std::move(in), logger);
   smtp::server server(io.get_executor(), be, opts, logger);
   auto colon = listen.rfind(':');
   server.listen({.endpoint = {asio::ip::make_address(listen.substr(0, colon)),

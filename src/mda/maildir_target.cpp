@@ -23,6 +23,15 @@ std::optional<std::string> maildir_target::user_for(address const& rcpt) const {
   return text::to_lower(local);
 }
 
+std::optional<smtp::reply> maildir_target::check_recipient(address const& rcpt) const {
+  auto user = user_for(rcpt);
+  if (!user) return smtp::reply{550, {5, 1, 3}, "Bad destination mailbox address syntax"};
+  struct stat st {};
+  if (!opts_.create_users && ::stat((opts_.root + "/" + *user).c_str(), &st) != 0)
+    return smtp::reply{550, {5, 1, 1}, "<" + rcpt.to_string() + ">: User unknown"};
+  return std::nullopt;
+}
+
 result<std::shared_ptr<store::maildir::directory>> maildir_target::maildir(std::string const& user) {
   std::lock_guard lock(mutex_);
   if (auto it = dirs_.find(user); it != dirs_.end()) return it->second;

@@ -87,6 +87,8 @@ class inbound_handler final : public smtp::session_handler {
   task<smtp::reply> on_rcpt(address const& to, smtp::rcpt_params const& params) override {
     if (opts_.relay)
       if (auto refused = opts_.relay->check(info_, to)) co_return *refused;
+    if (opts_.local_recipient_check && (!opts_.relay || to.domain.empty() || opts_.relay->is_local(to.domain)))
+      if (auto refused = opts_.local_recipient_check(to)) co_return *refused;
     if (!delivery_) co_return smtp::replies::bad_sequence();
     if (auto refused = co_await delivery_->add_rcpt(to, params)) co_return *refused;
     co_return smtp::replies::recipient_ok();

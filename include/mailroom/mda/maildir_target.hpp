@@ -36,6 +36,9 @@ class maildir_target final : public delivery::delivery_target,
 
   /// The user a recipient maps to, or nullopt when its local part cannot be a user name.
   std::optional<std::string> user_for(address const& rcpt) const;
+  /// For RCPT time: nullopt when the recipient can be delivered to, else the refusal (550 5.1.1
+  /// unknown user, 550 5.1.3 unusable local part). Only looks at the file system.
+  std::optional<smtp::reply> check_recipient(address const& rcpt) const;
   /// The user's Maildir, opened (and created when create_users) on first use; cached.
   result<std::shared_ptr<store::maildir::directory>> maildir(std::string const& user);
 

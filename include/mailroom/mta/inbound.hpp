@@ -7,6 +7,8 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
+#include <optional>
 #include <memory>
 #include <string>
 
@@ -20,6 +22,9 @@ namespace mailroom::mta {
 struct inbound_options {
   std::shared_ptr<delivery::delivery_target> target;
   std::shared_ptr<relay_policy const> relay;  ///< null: every recipient is accepted
+  /// Checked after the relay policy for recipients in local domains (e.g. does the user exist);
+  /// nullopt accepts. Empty: no check.
+  std::function<std::optional<smtp::reply>(address const&)> local_recipient_check;
   std::string hostname = "localhost";         ///< in the Received: line
   bool add_received = true;
 };

@@ -1,0 +1,73 @@
+// Why toml++: a maintained, standards-complete TOML parser from Debian (libtomlplusplus-dev),
+// compiled as a shared library so only this file sees its headers.
+#include "config.hpp"
+
+#include <sstream>
+
+#include <toml++/toml.h>
+
+namespace mailroomd {
+
+mailroom::expected<config, std::string> load(std::string const& path) {
+  toml::table t;
+  try {
+    t = toml::parse_file(path);
+  } catch (toml::parse_error const& e) {
+    std::ostringstream os;
+    os << path << ":" << e.source().begin.line << ": " << e.description();
+    return mailroom::unexpected(os.str());
+  }
+  auto bad = [&](std::string const& why) { return mailroom::unexpected(path + ": " + why); };
+  config c;
+  c.hostname = t["hostname"].value_or(c.hostname);
+  c.data_dir = t["data_dir"].value_or(std::string{});
+  c.log_level = t["log_level"].value_or(c.log_level);
+  c.tls_cert = t["tls"]["cert"].value_or(std::string{});
+  c.tls_key = t["tls"]["key"].value_or(std::string{});
+  c.passwd_file = t["auth"]["passwd_file"].value_or(std::string{});
+  if (auto* doms = t["local_domains"].as_array())
+    for (auto const& d : *doms) {
+      auto s = d.value<std::string>();
+      if (!s) return bad("local_domains must be strings");
+      c.local_domains.push_back(*s);
+    }
+  if (auto* ls = t["listener"].as_array()) {
+    for (auto const& node : *ls) {
+      auto const* l = node.as_table();
+      if (!l) return bad("[[listener]] entries must be tables");
+      listener x{(*l)["kind"].value_or(std::string{}), (*l)["address"].value_or(std::string{})};
+      if (x.kind != "mx" && x.kind != "submission" && x.kind != "submissions" && x.kind != "lmtp")
+        return bad("listener kind must be mx, submission, submissions or lmtp, not \"" + x.kind + "\"");
+      if (x.address.rfind(':') == std::string::npos) return bad("listener address must be ADDRESS:PORT");
+      c.listeners.push_back(std::move(x));
+    }
+  }
+  if (c.data_dir.empty()) return bad("data_dir is required");
+  if (c.local_domains.empty()) return bad("local_domains needs at least one domain");
+  if (c.listeners.empty()) return bad("at least one [[listener]] is required");
+  for (auto const& l : c.listeners) {
+    if ((l.kind == "submission" || l.kind == "submissions") && (c.tls_cert.empty() || c.passwd_file.empty()))
+      return bad(l.kind + " needs [tls] cert/key and [auth] passwd_file");
+  }
+  return c;
+}
+
+std::string dump(config const& c) {
+  toml::table t;
+  t.insert("hostname", c.hostname);
+  t.insert("data_dir", c.data_dir);
+  t.insert("log_level", c.log_level);
+  toml::array doms;
+  for (auto const& d : c.local_domains) doms.push_back(d);
+  t.insert("local_domains", doms);
+  if (!c.tls_cert.empty()) t.insert("tls", toml::table{{"cert", c.tls_cert}, {"key", c.tls_key}});
+  if (!c.passwd_file.empty()) t.insert("auth", toml::table{{"passwd_file", c.passwd_file}});
+  toml::array ls;
+  for (auto const& l : c.listeners) ls.push_back(toml::table{{"kind", l.kind}, {"address", l.address}});
+  t.insert("listener", ls);
+  std::ostringstream os;
+  os << t << "\n";
+  return os.str();
+}
+
+}  // namespace mailroomd

@@ -1,0 +1,165 @@
+// mailroomd: the mail server assembled from mailroom's components.
+//
+//   mailroomd --config FILE         run
+//   mailroomd --check-config FILE   validate and print the effective configuration
+//   mailroomd --demo DIR            create DIR (config, self-signed certificate, user
+//                                   demo@example.test / demo) if needed, then run on 127.0.0.1
+//
+// What it does today: SMTP (MX), submission (STARTTLS + AUTH), submissions (TLS + AUTH) and
+// LMTP listeners feed a durable queue; a queue manager delivers to <data_dir>/mail/<user>/Maildir.
+// Outbound delivery is not there yet, so mail for other domains is refused (no relaying).
+#include <sys/stat.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
+
+#include "config.hpp"
+#include "mailroom/auth/passwd_file.hpp"
+#include "mailroom/mda/maildir_target.hpp"
+#include "mailroom/mta/inbound.hpp"
+#include "mailroom/net/tls/context.hpp"
+#include "mailroom/queue/manager.hpp"
+
+using namespace mailroom;
+namespace fs = std::filesystem;
+
+namespace {
+
+void write_private(fs::path const& p, std::string const& content) {
+  std::ofstream out(p, std::ios::trunc);
+  out << content;
+  if (!out) throw std::runtime_error("cannot write " + p.string());
+  fs::permissions(p, fs::perms::owner_read | fs::perms::owner_write);
+}
+
+// --demo: everything a first run needs, created once and kept.
+std::string make_demo(fs::path dir) {
+  dir = fs::absolute(dir);
+  auto cfg = dir / "mailroomd.toml";
+  if (fs::exists(cfg)) return cfg.string();
+  fs::create_directories(dir / "mail" / "demo");
+  auto kp = net::tls::generate_self_signed({"localhost", "127.0.0.1"});
+  if (!kp) throw std::runtime_error("certificate: " + kp.error().message());
+  write_private(dir / "cert.pem", kp->cert_pem);
+  write_private(dir / "key.pem", kp->key_pem);
+  write_private(dir / "passwd", "demo@example.test:" + auth::hash_password("demo").value() + "\n");
+  write_private(cfg, "# mailroomd demo configuration (created by mailroomd --demo)\n"
+                     "hostname = \"localhost\"\n"
+                     "data_dir = \"" + dir.string() + "\"\n"
+                     "local_domains = [\"example.test\"]\n"
+                     "log_level = \"info\"\n\n"
+                     "[tls]\ncert = \"" + (dir / "cert.pem").string() + "\"\nkey = \"" + (dir / "key.pem").string() + "\"\n\n"
+                     "[auth]\npasswd_file = \"" + (dir / "passwd").string() + "\"\n\n"
+                     "[[listener]]\nkind = \"mx\"\naddress = \"127.0.0.1:2525\"\n\n"
+                     "[[listener]]\nkind = \"submission\"\naddress = \"127.0.0.1:2587\"\n\n"
+                     "[[listener]]\nkind = \"submissions\"\naddress = \"127.0.0.1:2465\"\n\n"
+                     "[[listener]]\nkind = \"lmtp\"\naddress = \"127.0.0.1:2424\"\n");
+  return cfg.string();
+}
+
+asio::ip::tcp::endpoint endpoint_of(std::string const& s) {
+  auto colon = s.rfind(':');
+  auto host = s.substr(0, colon);
+  if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  return {asio::ip::make_address(host), static_cast<unsigned short>(std::stoi(s.substr(colon + 1)))};
+}
+
+int run(mailroomd::config const& c) {
+  log::logger logger(std::make_shared<log::stderr_sink>(), log::parse_level(c.log_level), "mailroomd");
+  blocking_pool pool(8);
+  asio::io_context io(1);
+
+  auto sp = queue::spool::open(c.data_dir + "/queue", pool, logger);
+  if (!sp) throw std::runtime_error("queue " + c.data_dir + "/queue: " + sp.error().message());
+  fs::create_directories(c.data_dir + "/mail");
+  auto mda = std::make_shared<mda::maildir_target>(mda::maildir_target_options{.root = c.data_dir + "/mail"}, pool, logger);
+  auto qmgr = std::make_shared<queue::manager>(io.get_executor(), *sp, mda, queue::manager_options{}, logger);
+  (*sp)->on_queued([m = std::weak_ptr(qmgr)] {
+    if (auto q = m.lock()) q->wake();
+  });
+
+  smtp::server_options opts;
+  opts.hostname = c.hostname;
+  if (!c.tls_cert.empty()) {
+    auto kp = net::tls::load_key_pair(c.tls_cert, c.tls_key);
+    if (!kp) throw std::runtime_error("TLS " + c.tls_cert + ": " + kp.error().message());
+    opts.tls = net::tls::server_context::create(*kp).value();
+  }
+  if (!c.passwd_file.empty()) {
+    auto pf = auth::passwd_file::open(c.passwd_file, pool);
+    if (!pf) throw std::runtime_error("passwd file " + c.passwd_file + ": " + pf.error().message());
+    for (auto const& w : (*pf)->warnings()) logger.warning("passwd file", {{"problem", w}});
+    opts.auth = *pf;
+  }
+  mta::relay_policy_options relay;
+  relay.local_domains = c.local_domains;
+  relay.authenticated_may_relay = false;  // no outbound delivery yet: nothing may leave
+  mta::inbound_options in;
+  in.target = *sp;
+  in.relay = std::make_shared<mta::relay_policy const>(relay);
+  in.local_recipient_check = [mda](address const& to) { return mda->check_recipient(to); };
+  in.hostname = c.hostname;
+  auto inbound = std::make_shared<mta::inbound>(std::move(in), logger);
+  smtp::server server(io.get_executor(), inbound, opts, logger);
+  for (auto const& l : c.listeners) {
+    smtp::listener_options lo;
+    lo.endpoint = endpoint_of(l.address);
+    if (l.kind == "submission") {
+      lo.mode = smtp::security::starttls_required;
+      lo.require_auth = true;
+    } else if (l.kind == "submissions") {
+      lo.mode = smtp::security::implicit_tls;
+      lo.require_auth = true;
+    } else if (l.kind == "lmtp") {
+      lo.proto = smtp::protocol::lmtp;
+    }
+    if (auto r = server.listen(lo); !r) throw std::runtime_error("listen " + l.address + ": " + r.error().message());
+    std::cout << "mailroomd: " << l.kind << " on " << l.address << "\n";
+  }
+  std::cout << "mailroomd: mail for " << c.local_domains.front() << " goes to " << c.data_dir << "/mail/<user>/Maildir"
+            << std::endl;
+
+  asio::co_spawn(io, qmgr->run(), asio::detached);
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](std::error_code ec, int) {
+    if (ec) return;
+    logger.notice("shutting down");
+    asio::co_spawn(io, server.shutdown(std::chrono::seconds(10)), asio::detached);
+    qmgr->stop();
+  });
+  io.run();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  std::string mode = argc > 1 ? argv[1] : "";
+  if (argc != 3 || (mode != "--config" && mode != "--check-config" && mode != "--demo")) {
+    std::cerr << "usage: mailroomd --config FILE | --check-config FILE | --demo DIR\n";
+    return 2;
+  }
+  auto path = mode == "--demo" ? make_demo(argv[2]) : std::string(argv[2]);
+  auto c = mailroomd::load(path);
+  if (!c) {
+    std::cerr << "mailroomd: " << c.error() << "\n";
+    return 1;
+  }
+  if (mode == "--check-config") {
+    std::cout << mailroomd::dump(*c);
+    return 0;
+  }
+  if (mode == "--demo")
+    std::cout << "mailroomd: demo in " << c->data_dir << ", user demo@example.test password demo\n";
+  return run(*c);
+} catch (std::exception const& e) {
+  std::cerr << "mailroomd: " << e.what() << "\n";
+  return 1;
+}

@@ -1,0 +1,123 @@
+"""mailroomd end to end with real clients: submission (STARTTLS + AUTH), submissions (TLS + AUTH),
+MX, LMTP, relay refusal, unknown users, and configuration checking."""
+import os
+import shutil
+import signal
+import smtplib
+import ssl
+import subprocess
+import tempfile
+import time
+import unittest
+
+import sinklib
+
+BIN = os.path.join(sinklib.BIN_DIR, "mailroomd")
+
+
+def tls():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    return ctx
+
+
+class MailroomdTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="mailroomd-")
+        d = self.dir
+        os.makedirs(os.path.join(d, "mail", "demo"))
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", d + "/key.pem", "-out", d + "/cert.pem", "-days", "2", "-subj", "/CN=localhost"],
+                       check=True, capture_output=True)
+        h = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input=b"demo\n", capture_output=True, check=True)
+        with open(d + "/passwd", "w") as f:
+            f.write("demo@example.test:{SHA512-CRYPT}%s\n" % h.stdout.decode().strip())
+        self.ports = {k: sinklib.free_port() for k in ("mx", "submission", "submissions", "lmtp")}
+        self.config = d + "/mailroomd.toml"
+        with open(self.config, "w") as f:
+            f.write('hostname = "mx.example.test"\ndata_dir = "%s"\nlocal_domains = ["example.test"]\n' % d)
+            f.write('[tls]\ncert = "%s/cert.pem"\nkey = "%s/key.pem"\n[auth]\npasswd_file = "%s/passwd"\n' % (d, d, d))
+            for kind, port in self.ports.items():
+                f.write('[[listener]]\nkind = "%s"\naddress = "127.0.0.1:%d"\n' % (kind, port))
+        self.log = open(d + "/log", "w+")
+        self.proc = subprocess.Popen([BIN, "--config", self.config], stdout=subprocess.PIPE, stderr=self.log)
+        for port in self.ports.values():
+            sinklib.wait_port(port, self.proc)
+
+    def tearDown(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.communicate(timeout=15)
+        self.assertEqual(self.proc.returncode, 0)
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def maildir(self, count, timeout=10):
+        new = os.path.join(self.dir, "mail", "demo", "Maildir", "new")
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if os.path.isdir(new) and len(os.listdir(new)) >= count:
+                break
+            time.sleep(0.05)
+        out = []
+        for name in sorted(os.listdir(new)) if os.path.isdir(new) else []:
+            with open(os.path.join(new, name), "rb") as f:
+                out.append(f.read())
+        return out
+
+    def test_submission_needs_tls_and_auth_then_delivers(self):
+        with smtplib.SMTP("127.0.0.1", self.ports["submission"], timeout=10) as s:
+            s.ehlo()
+            self.assertEqual(s.mail("demo@example.test")[0], 530)  # STARTTLS first
+            s.starttls(context=tls())
+            s.ehlo()
+            self.assertEqual(s.mail("demo@example.test")[0], 530)  # then AUTH
+            s.login("demo@example.test", "demo")
+            s.sendmail("demo@example.test", ["demo@example.test"], b"Subject: submitted\r\n\r\nhello\r\n")
+            with self.assertRaises(smtplib.SMTPRecipientsRefused):  # no outbound delivery yet
+                s.sendmail("demo@example.test", ["friend@remote.example"], b"Subject: out\r\n\r\nx\r\n")
+        msgs = self.maildir(1)
+        self.assertEqual(len(msgs), 1)
+        self.assertIn(b"with ESMTPSA", msgs[0])
+        self.assertTrue(msgs[0].endswith(b"Subject: submitted\r\n\r\nhello\r\n"))
+
+    def test_submissions_implicit_tls(self):
+        with smtplib.SMTP_SSL("127.0.0.1", self.ports["submissions"], timeout=10, context=tls()) as s:
+            s.login("demo@example.test", "demo")
+            s.sendmail("demo@example.test", ["demo+folder@example.test"], b"Subject: tls\r\n\r\nsecure\r\n")
+        self.assertIn(b"Delivered-To: demo+folder@example.test", self.maildir(1)[0])
+
+    def test_mx_accepts_local_users_only(self):
+        with smtplib.SMTP("127.0.0.1", self.ports["mx"], timeout=10) as s:
+            s.ehlo()
+            s.sendmail("someone@remote.example", ["DEMO@example.test"], b"Subject: mx\r\n\r\ninbound\r\n")
+            for rcpt, code in (("nobody@example.test", 550), ("victim@remote.example", 554), ("../x@example.test", 501),
+                               ('"a/b"@example.test', 550)):
+                s.rset()
+                s.mail("someone@remote.example")
+                self.assertEqual(s.rcpt(rcpt)[0], code, rcpt)
+        self.assertEqual(len(self.maildir(1)), 1)
+
+    def test_lmtp(self):
+        with smtplib.LMTP("127.0.0.1", self.ports["lmtp"], timeout=10) as s:
+            s.sendmail("someone@remote.example", ["demo@example.test"], b"Subject: lmtp\r\n\r\nvia lmtp\r\n")
+        self.assertIn(b"via lmtp", self.maildir(1)[0])
+
+    def test_check_config(self):
+        r = subprocess.run([BIN, "--check-config", self.config], capture_output=True, timeout=10)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(b"local_domains = [ 'example.test' ]", r.stdout)
+        bad = os.path.join(self.dir, "bad.toml")
+        with open(bad, "w") as f:
+            f.write('data_dir = "/x"\nlocal_domains = ["a"]\n[[listener]]\nkind = "pop5"\naddress = "1:2"\n')
+        r = subprocess.run([BIN, "--check-config", bad], capture_output=True, timeout=10)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"bad.toml: listener kind must be", r.stderr)
+        with open(bad, "w") as f:
+            f.write('data_dir = "/x\n')
+        r = subprocess.run([BIN, "--check-config", bad], capture_output=True, timeout=10)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"bad.toml:1:", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
