@@ -13,6 +13,7 @@ import unittest
 import sinklib
 
 BIN = os.path.join(sinklib.BIN_DIR, "mailroomd")
+CTL = os.path.join(sinklib.BIN_DIR, "mailroomctl")
 
 
 def tls():
@@ -101,6 +102,65 @@ class MailroomdTest(unittest.TestCase):
         with smtplib.LMTP("127.0.0.1", self.ports["lmtp"], timeout=10) as s:
             s.sendmail("someone@remote.example", ["demo@example.test"], b"Subject: lmtp\r\n\r\nvia lmtp\r\n")
         self.assertIn(b"via lmtp", self.maildir(1)[0])
+
+    def ctl(self, *args, stdin=None):
+        return subprocess.run([CTL, "--config", self.config] + list(args), input=stdin, capture_output=True,
+                              timeout=20)
+
+    def login_ok(self, user, password):
+        with smtplib.SMTP_SSL("127.0.0.1", self.ports["submissions"], timeout=10, context=tls()) as s:
+            try:
+                s.login(user, password)
+                return True
+            except smtplib.SMTPAuthenticationError:
+                return False
+
+    def test_mailroomctl_users(self):
+        r = self.ctl("user", "add", "bob@example.test", stdin=b"bob pass\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(os.path.isdir(os.path.join(self.dir, "mail", "bob")))
+        self.assertEqual(self.ctl("user", "add", "bob@example.test", stdin=b"x\n").returncode, 1)
+        self.assertEqual(self.ctl("user", "list").stdout.split(), [b"demo@example.test", b"bob@example.test"])
+        time.sleep(1.1)  # mailroomd re-reads the passwd file when it changes, at most once a second
+        self.assertTrue(self.login_ok("bob@example.test", "bob pass"))
+        with smtplib.SMTP("127.0.0.1", self.ports["mx"], timeout=10) as s:
+            s.sendmail("x@remote.example", ["bob@example.test"], b"Subject: to bob\r\n\r\nhi bob\r\n")
+        self.assertEqual(self.ctl("user", "passwd", "bob@example.test", stdin=b"new pass\n").returncode, 0)
+        time.sleep(1.1)
+        self.assertFalse(self.login_ok("bob@example.test", "bob pass"))
+        self.assertTrue(self.login_ok("bob@example.test", "new pass"))
+        self.assertEqual(self.ctl("user", "del", "bob@example.test").returncode, 0)
+        time.sleep(1.1)
+        self.assertFalse(self.login_ok("bob@example.test", "new pass"))
+        self.assertEqual(self.ctl("user", "del", "bob@example.test").returncode, 1)
+
+    def test_mailroomctl_queue(self):
+        # Break demo's Maildir so delivery fails temporarily and the message is deferred.
+        maildir = os.path.join(self.dir, "mail", "demo", "Maildir")
+        with open(maildir, "w") as f:
+            f.write("not a directory")
+        with smtplib.SMTP("127.0.0.1", self.ports["mx"], timeout=10) as s:
+            s.sendmail("x@remote.example", ["demo@example.test"], b"Subject: later\r\n\r\nretry me\r\n")
+        deferred = os.path.join(self.dir, "queue", "deferred")
+        deadline = time.time() + 10
+        while time.time() < deadline and not os.listdir(deferred):
+            time.sleep(0.05)
+        ids = os.listdir(deferred)
+        self.assertEqual(len(ids), 1)
+        out = self.ctl("queue", "list", "deferred").stdout.decode()
+        self.assertIn(ids[0] + "  deferred", out)
+        self.assertIn("attempts 1", out)
+        self.assertIn("to <demo@example.test>", out)
+        self.assertEqual(self.ctl("queue", "hold", ids[0]).returncode, 0)
+        self.assertIn("hold", self.ctl("queue", "list").stdout.decode())
+        self.assertEqual(self.ctl("queue", "hold", ids[0]).returncode, 1)  # already on hold
+        self.assertEqual(self.ctl("queue", "delete", "nosuchid").returncode, 1)
+        os.unlink(maildir)  # repaired
+        self.assertEqual(self.ctl("queue", "release", ids[0]).returncode, 0)
+        msgs = self.maildir(1, timeout=15)
+        self.assertEqual(len(msgs), 1)
+        self.assertIn(b"retry me", msgs[0])
+        self.assertIn(b"0 messages", self.ctl("queue", "list").stdout)
 
     def test_check_config(self):
         r = subprocess.run([BIN, "--check-config", self.config], capture_output=True, timeout=10)
