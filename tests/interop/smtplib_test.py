@@ -25,6 +25,18 @@ def make_message(subject="interop", body="Hello from smtplib.\n.leading dot\n"):
     return m
 
 
+def start_data(test, sock):
+    """HELO, MAIL, RCPT and DATA one at a time on a raw socket; returns its reader after the 354."""
+    f = sock.makefile("rb")
+    test.assertTrue(f.readline().startswith(b"220"))
+    for cmd in (b"HELO x", b"MAIL FROM:<a@example.org>", b"RCPT TO:<b@example.org>"):
+        sock.sendall(cmd + b"\r\n")
+        test.assertTrue(f.readline().startswith(b"250"), cmd)
+    sock.sendall(b"DATA\r\n")
+    test.assertTrue(f.readline().startswith(b"354"))
+    return f
+
+
 class SmtplibTest(sinklib.SinkTest):
     def test_plain_delivery(self):
         with smtplib.SMTP("127.0.0.1", self.sink.port, timeout=10) as s:
@@ -147,16 +159,7 @@ class RejectTest(sinklib.SinkTest):
     def test_smuggling_yields_no_message(self):
         for seq in (b"\n.\n", b"\r.\r\n", b"\n.\r\n", b"\r\n.\n"):
             with self.subTest(seq=seq), socket.create_connection(("127.0.0.1", self.sink.port), timeout=10) as sock:
-                f = sock.makefile("rb")
-                f.readline()
-                sock.sendall(b"HELO x\r\n")
-                f.readline()
-                sock.sendall(b"MAIL FROM:<a@example.org>\r\n")
-                f.readline()
-                sock.sendall(b"RCPT TO:<b@example.org>\r\n")
-                f.readline()
-                sock.sendall(b"DATA\r\n")
-                self.assertTrue(f.readline().startswith(b"354"))
+                f = start_data(self, sock)
                 sock.sendall(b"Subject: a\r\n\r\nx" + seq + b"MAIL FROM:<evil@example.org>\r\nRCPT TO:<v@example.org>\r\n"
                              b"DATA\r\nSubject: smuggled\r\n\r\ny\r\n.\r\n")
                 self.assertTrue(f.readline().startswith(b"550 5.6.0"))
@@ -168,16 +171,7 @@ class RejectTest(sinklib.SinkTest):
 class NormalizeTest(sinklib.SinkTest):
     def test_smuggling_under_normalize_is_one_message(self):
         with socket.create_connection(("127.0.0.1", self.sink.port), timeout=10) as sock:
-            f = sock.makefile("rb")
-            f.readline()
-            sock.sendall(b"HELO x\r\n")
-            f.readline()
-            sock.sendall(b"MAIL FROM:<a@example.org>\r\n")
-            f.readline()
-            sock.sendall(b"RCPT TO:<b@example.org>\r\n")
-            f.readline()
-            sock.sendall(b"DATA\r\n")
-            f.readline()
+            f = start_data(self, sock)
             sock.sendall(b"Subject: a\r\n\r\nx\n.\nMAIL FROM:<evil@example.org>\r\nDATA\r\ny\r\n.\r\n")
             self.assertTrue(f.readline().startswith(b"250"))
         msgs = self.sink.messages()
