@@ -198,7 +198,8 @@ int user_cmd(mailroomd::config const& c, std::vector<std::string> const& args) {
     if (verb == "add") {  // the mailbox: <data_dir>/mail/<local part>
       auto local = name.substr(0, name.find('@'));
       std::transform(local.begin(), local.end(), local.begin(), [](unsigned char ch) { return std::tolower(ch); });
-      fs::create_directories(c.data_dir + "/mail/" + local);
+      if (auto ec = mailroom::create_directories(c.data_dir + "/mail/" + local); ec)
+        die("cannot create the mailbox of " + name + ": " + ec.message());
     }
     std::cout << (verb == "add" ? "added " : "password changed for ") << name << "\n";
     return 0;

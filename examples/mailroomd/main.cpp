@@ -22,6 +22,7 @@
 
 #include "config.hpp"
 #include "mailroom/auth/passwd_file.hpp"
+#include "mailroom/core/durable.hpp"
 #include "mailroom/mda/maildir_target.hpp"
 #include "mailroom/mta/inbound.hpp"
 #include "mailroom/net/tls/context.hpp"
@@ -78,7 +79,8 @@ int run(mailroomd::config const& c) {
 
   auto sp = queue::spool::open(c.data_dir + "/queue", pool, logger);
   if (!sp) throw std::runtime_error("queue " + c.data_dir + "/queue: " + sp.error().message());
-  fs::create_directories(c.data_dir + "/mail");
+  if (auto ec = mailroom::create_directories(c.data_dir + "/mail"); ec)
+    throw std::runtime_error(c.data_dir + "/mail: " + ec.message());
   auto mda = std::make_shared<mda::maildir_target>(mda::maildir_target_options{.root = c.data_dir + "/mail"}, pool, logger);
   auto qmgr = std::make_shared<queue::manager>(io.get_executor(), *sp, mda, queue::manager_options{}, logger);
   (*sp)->on_queued([m = std::weak_ptr(qmgr)] {

@@ -1,6 +1,9 @@
 #include "mailroom/core/durable.hpp"
 
 #include <cerrno>
+#include <vector>
+
+#include <sys/stat.h>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -14,6 +17,28 @@ std::error_code fsync_directory(std::string const& path) {
   if (::fsync(fd) != 0) ec = {errno, std::system_category()};
   ::close(fd);
   return ec;
+}
+
+std::error_code create_directories(std::string const& path, std::initializer_list<std::string_view> children) {
+  std::vector<std::string> dirty;  // parents whose entries changed
+  auto make = [&](std::string const& dir) -> std::error_code {
+    if (::mkdir(dir.c_str(), 0700) == 0) {
+      auto slash = dir.find_last_of('/');
+      dirty.push_back(slash == std::string::npos ? "." : slash == 0 ? "/" : dir.substr(0, slash));
+    } else if (errno != EEXIST) {
+      return {errno, std::system_category()};
+    }
+    return {};
+  };
+  for (std::size_t i = 1; i <= path.size(); ++i) {
+    if (i < path.size() && path[i] != '/') continue;
+    if (auto ec = make(path.substr(0, i)); ec) return ec;
+  }
+  for (auto child : children)
+    if (auto ec = make(path + "/" + std::string(child)); ec) return ec;
+  for (auto const& d : dirty)
+    if (auto ec = fsync_directory(d); ec) return ec;
+  return {};
 }
 
 std::error_code write_all(int fd, std::string_view data) {

@@ -38,8 +38,7 @@ result<std::shared_ptr<store::maildir::directory>> maildir_target::maildir(std::
   auto home = opts_.root + "/" + user;
   struct stat st {};
   if (!opts_.create_users && ::stat(home.c_str(), &st) != 0) return fail(errc::not_found);
-  if (opts_.create_users) ::mkdir(home.c_str(), 0700);
-  auto dir = store::maildir::directory::open(home + "/Maildir", pool_);
+  auto dir = store::maildir::directory::open(home + "/Maildir", pool_);  // durably creates home too
   if (!dir) return fail(dir.error());
   dirs_.emplace(user, *dir);
   return *dir;

@@ -22,8 +22,6 @@ namespace {
 constexpr std::string_view magic = "MAILROOM-QUEUE 1\n";
 constexpr std::string_view footer_tag = "\nMAILROOM-QUEUE-END ";
 constexpr std::size_t footer_size = footer_tag.size() + 20 + 1;
-constexpr std::array<state, 5> all_states = {state::incoming, state::active, state::deferred, state::hold,
-                                             state::corrupt};
 
 std::error_code last_error() { return {errno, std::system_category()}; }
 
@@ -221,11 +219,8 @@ spool::spool(std::string root, blocking_pool& pool, log::logger logger)
 
 result<std::shared_ptr<spool>> spool::open(std::string root, blocking_pool& pool, log::logger logger) {
   while (root.size() > 1 && root.back() == '/') root.pop_back();
-  std::vector<std::string> dirs{root, root + "/tmp"};
-  for (auto s : all_states) dirs.push_back(root + "/" + std::string(to_string(s)));
-  for (auto const& d : dirs)
-    if (::mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) return fail(last_error());
-  if (auto ec = fsync_directory(root); ec) return fail(ec);
+  if (auto ec = create_directories(root, {"tmp", "incoming", "active", "deferred", "hold", "corrupt"}); ec)
+    return fail(ec);
   return std::make_shared<spool>(std::move(root), pool, std::move(logger));
 }
 

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <initializer_list>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -32,6 +33,11 @@ class directory_sync {
 
 /// fsync of a directory by path, on the calling thread (for set-up paths, not per message).
 std::error_code fsync_directory(std::string const& path);
+
+/// Creates `path` with any missing parents, then `children` inside it (mode 0700). Every
+/// directory entry this creates is made durable (fsync of its parent), so a crash cannot take
+/// away a directory that later holds acknowledged mail.
+std::error_code create_directories(std::string const& path, std::initializer_list<std::string_view> children = {});
 
 /// Writes all of data to fd (retrying short writes and EINTR).
 std::error_code write_all(int fd, std::string_view data);

@@ -14,11 +14,6 @@ namespace mailroom::store::maildir {
 namespace {
 std::error_code last_error() { return {errno, std::system_category()}; }
 
-result<void> make_dir(std::string const& path) {
-  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return fail(last_error());
-  return {};
-}
-
 
 // Maildir names must not contain '/' or ':'; hostnames with them are escaped as Dovecot does.
 std::string safe_hostname() {
@@ -39,9 +34,7 @@ directory::directory(std::string root, blocking_pool& pool)
 
 // Creates the Maildir's directories if missing and makes their entries durable.
 result<void> ensure_maildir(std::string const& root) {
-  for (auto const& d : {root, root + "/tmp", root + "/new", root + "/cur"})
-    if (auto r = make_dir(d); !r) return r;
-  if (auto ec = fsync_directory(root); ec) return fail(ec);
+  if (auto ec = create_directories(root, {"tmp", "new", "cur"}); ec) return fail(ec);
   return {};
 }
 
