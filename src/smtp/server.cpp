@@ -329,7 +329,8 @@ class data_source final : public message_source {
 // handler sees one continuous message across chunks.
 class bdat_source final : public message_source {
  public:
-  bdat_source(session& s, bdat_command first) : s_(s), remaining_(first.size), last_(first.last), total_(first.size) {}
+  bdat_source(session& s, bdat_command first)
+      : s_(s), remaining_(first.size), last_(first.last), total_(first.size), chunk_size_(first.size) {}
 
   task<result<std::span<char const>>> read() override {
     for (;;) {
@@ -408,7 +409,6 @@ class bdat_source final : public message_source {
   std::uint64_t oversize_chunk() const noexcept { return oversize_chunk_; }
   bool complete() const noexcept { return !error_ && remaining_ == 0 && last_; }
 
-  void set_first_chunk_size(std::uint64_t n) noexcept { chunk_size_ = n; }
 
  private:
   void continue_after_error() {
@@ -423,7 +423,7 @@ class bdat_source final : public message_source {
   std::uint64_t remaining_;
   bool last_;
   std::uint64_t total_;
-  std::uint64_t chunk_size_ = 0;
+  std::uint64_t chunk_size_;
   std::uint64_t size_ = 0;
   std::uint64_t oversize_chunk_ = 0;
   bool acked_ = false;
@@ -445,7 +445,8 @@ task<bool> session::pregreet_ok() {
 
 task<void> session::run() {
   stream_->set_timeouts({opts_.command_timeout, opts_.command_timeout});
-  log_.info("connect", {{"client", endpoint_string(info_.remote)}});
+  // Per-connection lines sit on the accept path: build their fields only when they are wanted.
+  if (log_.enabled(log::level::info)) log_.info("connect", {{"client", endpoint_string(info_.remote)}});
   if (listener_.mode == security::implicit_tls) {
     if (!opts_.tls) {
       log_.error("implicit TLS listener without a TLS context");
@@ -534,7 +535,7 @@ task<void> session::run() {
     co_await stream_->shutdown();
     stream_->close();
   }
-  log_.info("disconnect", {{"errors", std::to_string(errors_)}});
+  if (log_.enabled(log::level::info)) log_.info("disconnect", {{"errors", std::to_string(errors_)}});
 }
 
 task<void> session::dispatch(std::string_view line) {
@@ -1009,7 +1010,6 @@ task<void> session::do_bdat(command const& c) {
   }
   stream_->set_timeouts({opts_.data_timeout, opts_.data_timeout});
   bdat_source src(*this, *b);
-  src.set_first_chunk_size(b->size);
   auto r = co_await message_replies(src);
   while (!src.complete() && !src.error()) (void)co_await src.read();
   if (src.error() == smtp::errc::message_too_big && !quit_) {
