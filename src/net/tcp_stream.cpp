@@ -8,23 +8,21 @@
 
 #include "mailroom/net/error.hpp"
 
+#include "mailroom/core/error.hpp"
+
 namespace mailroom::net {
 
 namespace {
 constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
-class category_impl final : public std::error_category {
- public:
-  const char* name() const noexcept override { return "mailroom.net"; }
-  std::string message(int ev) const override {
-    switch (static_cast<errc>(ev)) {
-      case errc::timeout: return "operation timed out";
-      case errc::eof: return "connection closed by peer";
-      case errc::line_too_long: return "line too long";
-    }
-    return "unknown net error";
+char const* describe(errc e) noexcept {
+  switch (e) {
+    case errc::timeout: return "operation timed out";
+    case errc::eof: return "connection closed by peer";
+    case errc::line_too_long: return "line too long";
   }
-};
+  return nullptr;
+}
 
 std::error_code map_error(std::error_code ec) {
   if (ec == asio::error::eof || ec == asio::error::connection_reset || ec == asio::error::broken_pipe)
@@ -34,7 +32,7 @@ std::error_code map_error(std::error_code ec) {
 }  // namespace
 
 std::error_category const& category() noexcept {
-  static category_impl const instance;
+  static mailroom::detail::enum_category<errc> const instance("mailroom.net", describe, "unknown net error");
   return instance;
 }
 

@@ -5,22 +5,20 @@
 #include "mailroom/core/text.hpp"
 #include "mailroom/smtp/error.hpp"
 
+#include "mailroom/core/error.hpp"
+
 namespace mailroom::smtp {
 
 namespace {
-class category_impl final : public std::error_category {
- public:
-  const char* name() const noexcept override { return "mailroom.smtp"; }
-  std::string message(int ev) const override {
-    switch (static_cast<errc>(ev)) {
-      case errc::message_too_big: return "message exceeds the size limit";
-      case errc::bare_newline: return "bare CR or LF in message";
-      case errc::transaction_aborted: return "transaction aborted by the client";
-      case errc::protocol_error: return "SMTP protocol error";
-    }
-    return "unknown smtp error";
+char const* describe(errc e) noexcept {
+  switch (e) {
+    case errc::message_too_big: return "message exceeds the size limit";
+    case errc::bare_newline: return "bare CR or LF in message";
+    case errc::transaction_aborted: return "transaction aborted by the client";
+    case errc::protocol_error: return "SMTP protocol error";
   }
-};
+  return nullptr;
+}
 
 struct verb_name {
   std::string_view name;
@@ -81,7 +79,7 @@ bool set_once(std::optional<T>& slot, T v) {
 }  // namespace
 
 std::error_category const& category() noexcept {
-  static category_impl const instance;
+  static mailroom::detail::enum_category<errc> const instance("mailroom.smtp", describe, "unknown smtp error");
   return instance;
 }
 

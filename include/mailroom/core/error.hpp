@@ -22,6 +22,28 @@ enum class errc {
 std::error_category const& category() noexcept;
 inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), category()}; }
 
+namespace detail {
+/// The category of an area's errc: a name and a function from value to message. Each area keeps
+/// one static instance behind its category() function.
+template <class Enum>
+class enum_category final : public std::error_category {
+ public:
+  using describe_fn = char const* (*)(Enum) noexcept;  ///< nullptr for values it does not know
+  constexpr enum_category(char const* name, describe_fn describe, char const* unknown) noexcept
+      : name_(name), describe_(describe), unknown_(unknown) {}
+  char const* name() const noexcept override { return name_; }
+  std::string message(int ev) const override {
+    char const* m = describe_(static_cast<Enum>(ev));
+    return m ? m : unknown_;
+  }
+
+ private:
+  char const* name_;
+  describe_fn describe_;
+  char const* unknown_;
+};
+}  // namespace detail
+
 }  // namespace mailroom
 
 template <>

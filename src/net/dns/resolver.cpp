@@ -21,28 +21,26 @@
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include "mailroom/core/error.hpp"
+
 namespace mailroom::net::dns {
 
 namespace {
 
-class category_impl final : public std::error_category {
- public:
-  const char* name() const noexcept override { return "mailroom.dns"; }
-  std::string message(int ev) const override {
-    switch (static_cast<errc>(ev)) {
-      case errc::nxdomain: return "no such domain";
-      case errc::no_data: return "no records of the requested type";
-      case errc::servfail: return "server failure";
-      case errc::timeout: return "no answer in time";
-      case errc::refused: return "query refused";
-      case errc::bad_response: return "malformed answer";
-      case errc::bad_name: return "malformed query name";
-      case errc::cancelled: return "resolver shut down";
-      case errc::other: return "resolver failure";
-    }
-    return "unknown dns error";
+char const* describe(errc e) noexcept {
+  switch (e) {
+    case errc::nxdomain: return "no such domain";
+    case errc::no_data: return "no records of the requested type";
+    case errc::servfail: return "server failure";
+    case errc::timeout: return "no answer in time";
+    case errc::refused: return "query refused";
+    case errc::bad_response: return "malformed answer";
+    case errc::bad_name: return "malformed query name";
+    case errc::cancelled: return "resolver shut down";
+    case errc::other: return "resolver failure";
   }
-};
+  return nullptr;
+}
 
 // RR types and class as they appear on the wire (RFC 1035, RFC 3596).
 constexpr int class_in = 1;
@@ -466,7 +464,7 @@ task<result<std::vector<std::string>>> resolver::ptr(asio::ip::address const& ad
 }
 
 std::error_category const& category() noexcept {
-  static category_impl const instance;
+  static mailroom::detail::enum_category<errc> const instance("mailroom.dns", describe, "unknown dns error");
   return instance;
 }
 
