@@ -181,6 +181,8 @@ class OpensslTest(sinklib.SinkTest):
     def test_tls_1_0_refused(self):
         r = self.s_client([self.sink.tls_port, "-tls1", "-cipher", "DEFAULT@SECLEVEL=0"], b"")
         self.assertNotIn("220 mx.test", r.stdout.decode(errors="replace"))
+        # The client did offer TLS 1.0 and our server answered with the protocol_version alert.
+        self.assertIn(b"alert protocol version", r.stdout + r.stderr)
 
 
 class GsaslTest(sinklib.SinkTest):
