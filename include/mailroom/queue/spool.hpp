@@ -33,7 +33,6 @@ std::string_view to_string(state s) noexcept;
 struct recipient {
   address addr;
   smtp::rcpt_params params;
-  friend bool operator==(recipient const&, recipient const&) = default;
 };
 
 struct envelope {
