@@ -30,7 +30,7 @@ std::string safe_hostname() {
 }  // namespace
 
 directory::directory(std::string root, blocking_pool& pool)
-    : root_(std::move(root)), pool_(pool), new_sync_(root_ + "/new", pool), hostname_(safe_hostname()) {}
+    : root_(std::move(root)), pool_(pool), new_sync_(root_ + "/new", pool), cur_sync_(root_ + "/cur", pool), hostname_(safe_hostname()) {}
 
 // Creates the Maildir's directories if missing and makes their entries durable.
 result<void> ensure_maildir(std::string const& root) {
@@ -56,6 +56,7 @@ std::string directory::unique_name() {
 }
 
 task<std::error_code> directory::sync_new() { return new_sync_.sync(); }
+task<std::error_code> directory::sync_cur() { return cur_sync_.sync(); }
 
 writer::writer(std::shared_ptr<directory> dir, int fd, std::string name)
     : dir_(std::move(dir)), fd_(fd), name_(std::move(name)) {
@@ -96,19 +97,25 @@ result<void> writer::write(std::span<char const> data) {
   return {};
 }
 
-task<result<std::string>> writer::commit() {
+task<result<std::string>> writer::commit(commit_options opts) {
   if (done_) co_return fail(std::make_error_code(std::errc::bad_file_descriptor));
   if (auto r = flush_buffer(); !r) {
     abort();
     co_return fail(r.error());
   }
   std::string final_name = name_ + ",S=" + std::to_string(size_);
+  if (opts.to_cur) final_name += ":2," + opts.info;
   std::string from = dir_->root() + "/tmp/" + name_;
-  std::string to = dir_->root() + "/new/" + final_name;
+  std::string to = dir_->root() + (opts.to_cur ? "/cur/" : "/new/") + final_name;
   int fd = fd_;
   auto root = dir_->root();
+  auto mtime = opts.mtime;
   // Named, not a temporary in the co_await expression: g++ 12 double-destroys such temporaries.
-  auto publish = [fd, from, to, root]() -> std::error_code {
+  auto publish = [fd, from, to, root, mtime]() -> std::error_code {
+    if (mtime) {
+      struct timespec times[2] = {{*mtime, 0}, {*mtime, 0}};
+      if (::futimens(fd, times) != 0) return last_error();
+    }
     if (::fdatasync(fd) != 0) return last_error();
     if (::rename(from.c_str(), to.c_str()) == 0) return {};
     if (errno != ENOENT) return last_error();
@@ -124,7 +131,11 @@ task<result<std::string>> writer::commit() {
   ::close(fd_);
   fd_ = -1;
   done_ = true;
-  if (auto dec = co_await dir_->sync_new(); dec) co_return fail(dec);  // the file is in new/, not yet durable
+  // The file is in place but its directory entry is not durable yet.
+  std::error_code dec;
+  if (opts.to_cur) dec = co_await dir_->sync_cur();
+  else dec = co_await dir_->sync_new();
+  if (dec) co_return fail(dec);
   co_return final_name;
 }
 

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -29,8 +30,9 @@ class directory {
   std::string const& root() const noexcept { return root_; }
   blocking_pool& pool() noexcept { return pool_; }
 
-  /// Completes after an fsync of new/ that began after the call.
+  /// Completes after an fsync of new/ (cur/) that began after the call.
   task<std::error_code> sync_new();
+  task<std::error_code> sync_cur();
 
   /// A name unique to this host and process: "<sec>.M<usec>P<pid>Q<n>.<host>".
   std::string unique_name();
@@ -41,6 +43,7 @@ class directory {
   std::string root_;
   blocking_pool& pool_;
   directory_sync new_sync_;
+  directory_sync cur_sync_;
   std::string hostname_;
 };
 
@@ -52,8 +55,15 @@ class writer {
 
   /// Appends bytes (buffered).
   result<void> write(std::span<char const> data);
-  /// Makes the message durable in new/ and returns its file name there ("<unique>,S=<size>").
-  task<result<std::string>> commit();
+  struct commit_options {
+    bool to_cur = false;                  ///< into cur/ with ":2,<info>" (IMAP APPEND, COPY)
+    std::string info;                     ///< flag letters, for to_cur
+    std::optional<std::int64_t> mtime;    ///< internal date, seconds since the epoch
+  };
+  /// Makes the message durable in new/ (or cur/) and returns its file name there
+  /// ("<unique>,S=<size>", plus ":2,<info>" in cur/).
+  task<result<std::string>> commit(commit_options opts);
+  task<result<std::string>> commit() { return commit(commit_options{}); }
   /// Drops the message.
   void abort() noexcept;
 

@@ -1,0 +1,243 @@
+// Maildir++ specifics: what lands on disk, UID persistence, and changes made by other programs.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <asio/io_context.hpp>
+
+#include "mailroom/store/maildir/store.hpp"
+#include "store/maildir/detail/names.hpp"
+#include "support/helpers.hpp"
+
+using namespace mailroom;
+using namespace mailroom::store;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::shared_ptr<maildir::store> open_store(std::string const& root, blocking_pool& pool) {
+  maildir::store_options o;
+  o.root = root;
+  o.create_accounts = true;
+  return maildir::store::create(o, pool, log::logger(std::make_shared<log::null_sink>(), log::level::off));
+}
+
+std::vector<std::string> files_in(std::string const& dir) {
+  std::vector<std::string> out;
+  for (auto const& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+task<append_result> put(account& a, std::string_view mailbox, std::string body, bool assign = true) {
+  append_options o;
+  o.assign_uid = assign;
+  auto ap = (co_await a.append(mailbox, o)).value();
+  REQUIRE(ap->write(body));
+  co_return (co_await ap->commit()).value();
+}
+
+void write_file(std::string const& path, std::string const& content) {
+  std::ofstream(path, std::ios::binary) << content;
+}
+
+}  // namespace
+
+TEST_CASE("modified UTF-7 folder names round-trip as RFC 3501 shows them") {
+  using namespace maildir::detail;
+  CHECK(encode_mutf7("Entwürfe") == "Entw&APw-rfe");
+  CHECK(encode_mutf7("~peter/mail/日本語/台北") == "~peter/mail/&ZeVnLIqe-/&U,BTFw-");
+  CHECK(encode_mutf7("A&B") == "A&-B");
+  CHECK(encode_mutf7("😀") == "&2D3eAA-");
+  CHECK(decode_mutf7("Entw&APw-rfe") == "Entwürfe");
+  CHECK(decode_mutf7("&2D3eAA-") == "😀");
+  CHECK(decode_mutf7("A&-B") == "A&B");
+  CHECK(!decode_mutf7("&AGE-"));   // 'a' must be written directly
+  CHECK(!decode_mutf7("&2D0-"));   // lone surrogate
+  CHECK(!decode_mutf7("&Jjo"));    // unterminated
+  CHECK(!decode_mutf7("a\x01"));
+  CHECK(folder_dir("INBOX").value().empty());
+  CHECK(folder_dir("Lists/dev").value() == ".Lists.dev");
+  CHECK(folder_dir("Entwürfe").value() == ".Entw&APw-rfe");
+  CHECK(folder_dir("a.b").error() == errc::invalid_name);
+  CHECK(folder_dir("x/cur").error() == errc::invalid_name);
+  CHECK(folder_name(".Lists.dev") == "Lists/dev");
+  CHECK(folder_name(".INBOX.x") == "INBOX/x");
+  CHECK(!folder_name(".."));
+  CHECK(!folder_name(".a..b"));
+  CHECK(!folder_name("cur"));
+}
+
+TEST_CASE("flags are Maildir info letters; keywords go through dovecot-keywords") {
+  using namespace maildir::detail;
+  std::vector<std::string> kw{"$Forwarded"};
+  flag_set f;
+  f.set(system_flag::seen);
+  f.set(system_flag::answered);
+  f.set(system_flag::draft);
+  f.add_keyword("Work");
+  f.add_keyword("$forwarded");
+  CHECK(info_from_flags(f, kw, "P").value() == "DPRSab");
+  CHECK(kw == std::vector<std::string>{"$Forwarded", "Work"});
+  std::string other;
+  auto back = flags_from_info("DPRSabz", kw, &other);
+  CHECK(back.to_imap() == "\\Seen \\Answered \\Draft $Forwarded Work");
+  CHECK(other == "Pz");  // kept on rewrite
+  std::vector<std::string> full(26, "k");
+  for (int i = 0; i < 26; ++i) full[i] += std::to_string(i);
+  flag_set more;
+  more.add_keyword("OneTooMany");
+  CHECK(!info_from_flags(more, full));
+}
+
+TEST_CASE("on disk: delivery into new/, APPEND into cur/ with flags, folders as .Name with maildirfolder") {
+  testing::temp_dir tmp;
+  blocking_pool pool(2);
+  asio::io_context io;
+  auto st = open_store(tmp.path(), pool);
+  auto md = tmp.path() + "/joe/Maildir";
+  testing::run(io, [&]() -> task<void> {
+    auto a = (co_await st->open_account("joe")).value();
+    auto delivered = co_await put(*a, "INBOX", "delivered\r\n", false);
+    CHECK(delivered.uid == 0);
+    append_options o;
+    o.flags.set(system_flag::seen);
+    o.flags.add_keyword("Work");
+    auto ap = (co_await a->append("Sent", o)).value();
+    REQUIRE(ap->write(std::string_view("sent\r\n")));
+    auto r = (co_await ap->commit()).value();
+    CHECK(r.uid == 1);
+  }());
+  auto fresh = files_in(md + "/new");
+  REQUIRE(fresh.size() == 1);
+  CHECK(fresh[0].find(",S=11") != std::string::npos);
+  CHECK(testing::read_file(md + "/new/" + fresh[0]) == "delivered\r\n");
+  auto sent = files_in(md + "/.Sent/cur");
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].ends_with(",S=6:2,Sa"));
+  CHECK(testing::read_file(md + "/.Sent/dovecot-keywords") == "0 Work\n");
+  CHECK(fs::exists(md + "/.Sent/maildirfolder"));
+  for (auto name : {".Drafts", ".Sent", ".Trash", ".Junk", ".Archive"}) CHECK(fs::is_directory(md + "/" + name + "/cur"));
+  // Selecting INBOX takes the delivered message out of new/ (\Recent for that session only).
+  testing::run(io, [&]() -> task<void> {
+    auto a = (co_await st->open_account("joe")).value();
+    CHECK((co_await a->status("INBOX")).value().recent == 1);
+    auto m = (co_await a->open("INBOX")).value();
+    REQUIRE(m->messages().size() == 1);
+    CHECK(m->messages()[0].recent);
+    auto other = (co_await a->open("INBOX")).value();
+    CHECK(!other->messages()[0].recent);
+    CHECK((co_await a->status("INBOX")).value().recent == 0);
+  }());
+  CHECK(files_in(md + "/new").empty());
+  REQUIRE(files_in(md + "/cur").size() == 1);
+  CHECK(files_in(md + "/cur")[0] == fresh[0] + ":2,");
+}
+
+TEST_CASE("UIDs and UIDVALIDITY survive a restart; a lost UID list gives a new UIDVALIDITY") {
+  testing::temp_dir tmp;
+  blocking_pool pool(2);
+  asio::io_context io;
+  std::uint32_t validity = 0;
+  {
+    auto st = open_store(tmp.path(), pool);
+    testing::run(io, [&]() -> task<void> {
+      auto a = (co_await st->open_account("kim")).value();
+      co_await put(*a, "INBOX", "1\r\n");
+      co_await put(*a, "INBOX", "2\r\n", false);
+      co_await put(*a, "INBOX", "3\r\n");
+      auto m = (co_await a->open("INBOX")).value();
+      validity = m->uidvalidity();
+      CHECK(m->messages().size() == 3);
+      uid_t one[] = {1};
+      flag_set d;
+      d.set(system_flag::deleted);
+      REQUIRE(co_await m->store(one, flag_op::add, d));
+      REQUIRE(co_await m->expunge());
+    }());
+  }
+  auto list = tmp.path() + "/kim/Maildir/mailroom-uidlist";
+  {
+    auto st = open_store(tmp.path(), pool);
+    testing::run(io, [&]() -> task<void> {
+      auto a = (co_await st->open_account("kim")).value();
+      auto m = (co_await a->open("INBOX")).value();
+      CHECK(m->uidvalidity() == validity);
+      REQUIRE(m->messages().size() == 2);
+      CHECK(m->messages()[0].uid == 2);  // the lazily numbered delivery came second
+      CHECK(m->messages()[1].uid == 3);
+      auto r = co_await put(*a, "INBOX", "4\r\n");
+      CHECK(r.uid == 4);
+    }());
+  }
+  // A torn last record (crash while appending) is ignored.
+  { std::ofstream(list, std::ios::app) << "9 99 1 1 torn"; }
+  {
+    auto st = open_store(tmp.path(), pool);
+    testing::run(io, [&]() -> task<void> {
+      auto a = (co_await st->open_account("kim")).value();
+      auto m = (co_await a->open("INBOX")).value();
+      CHECK(m->uidvalidity() == validity);
+      CHECK(m->messages().size() == 3);
+      CHECK(m->uidnext() == 5);
+    }());
+  }
+  // A corrupt header: kept aside, UIDs start over under a new UIDVALIDITY.
+  write_file(list, "garbage\n");
+  {
+    auto st = open_store(tmp.path(), pool);
+    testing::run(io, [&]() -> task<void> {
+      auto a = (co_await st->open_account("kim")).value();
+      auto m = (co_await a->open("INBOX")).value();
+      CHECK(m->uidvalidity() != validity);
+      CHECK(m->messages().size() == 3);
+    }());
+  }
+  CHECK(fs::exists(list + ".corrupt"));
+}
+
+TEST_CASE("changes by other programs (mutt, Dovecot, an MDA) are seen at the next sync") {
+  testing::temp_dir tmp;
+  blocking_pool pool(2);
+  asio::io_context io;
+  auto st = open_store(tmp.path(), pool);
+  auto md = tmp.path() + "/lee/Maildir";
+  testing::run(io, [&]() -> task<void> {
+    auto a = (co_await st->open_account("lee")).value();
+    co_await put(*a, "INBOX", "ours\r\n");
+    auto m = (co_await a->open("INBOX")).value();
+    REQUIRE(m->messages().size() == 1);
+    auto before = m->highest_modseq();
+    std::this_thread::sleep_for(1100ms);  // past the mtime granularity window
+    // Another MDA delivers; a reader flags our message \Seen by renaming it.
+    write_file(md + "/new/1700000000.M1P1.other", "theirs\r\n");
+    auto ours = files_in(md + "/cur")[0];
+    fs::rename(md + "/cur/" + ours, md + "/cur/" + ours.substr(0, ours.find(":2,")) + ":2,FS");
+    auto c = (co_await m->sync()).value();
+    REQUIRE(m->messages().size() == 2);
+    CHECK(c.changed == std::vector<std::size_t>{0, 1});
+    CHECK(m->messages()[0].flags.has(system_flag::seen));
+    CHECK(m->messages()[0].flags.has(system_flag::flagged));
+    CHECK(m->messages()[0].modseq > before);
+    CHECK(m->messages()[1].uid == 2);
+    CHECK(m->messages()[1].size == 8);
+    // Reading a message whose file was renamed since the last sync still works.
+    auto theirs = files_in(md + "/cur");
+    for (auto const& f : theirs)
+      if (f.starts_with("1700000000")) fs::rename(md + "/cur/" + f, md + "/cur/1700000000.M1P1.other:2,S");
+    auto r = (co_await m->open(2)).value();
+    CHECK(r->size() == 8);
+    // Someone deletes it.
+    std::this_thread::sleep_for(1100ms);
+    fs::remove(md + "/cur/1700000000.M1P1.other:2,S");
+    c = (co_await m->sync()).value();
+    CHECK(c.expunged == std::vector<uid_t>{2});
+    CHECK(m->messages().size() == 1);
+  }());
+}
