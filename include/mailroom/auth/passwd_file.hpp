@@ -4,10 +4,13 @@
 // Only the first two fields are used here. Lines that are blank or start with '#' are skipped; a
 // malformed line is skipped and reported by warnings(), never fatal. Schemes:
 //   {SHA512-CRYPT} {SHA256-CRYPT} {BLF-CRYPT} {YESCRYPT} {CRYPT}  crypt(3) hashes, verified with libcrypt
+//   {ARGON2ID} {ARGON2I}  Dovecot's encoded `$argon2id$v=19$m=65536,t=3,p=1$salt$hash`, verified with
+//                    libargon2 when the build has it (see scheme_supported); otherwise such a user is
+//                    skipped with a warning
 //   {SCRAM-SHA-256}  Dovecot's `iterations,salt,StoredKey,ServerKey` (base64); also enables SCRAM
 //   {PLAIN}          the password itself (tests and migrations only)
-// A hash without {SCHEME} is taken as {CRYPT}. Hashing runs on the blocking pool: bcrypt and
-// yescrypt cost milliseconds of CPU by design.
+// A hash without {SCHEME} is taken as {CRYPT}. Hashing runs on the blocking pool: bcrypt, yescrypt
+// and Argon2 cost milliseconds of CPU by design (Argon2 at m=65536 also 64 MiB per verification).
 #pragma once
 
 #include <chrono>
@@ -78,7 +81,13 @@ class chain final : public backend {
 };
 
 /// Hashes a password for a passwd file: "{SHA512-CRYPT}$6$...". Schemes: SHA512-CRYPT (default),
-/// SHA256-CRYPT, BLF-CRYPT, YESCRYPT (libcrypt), SCRAM-SHA-256 (Dovecot's format).
+/// SHA256-CRYPT, BLF-CRYPT, YESCRYPT (libcrypt), ARGON2ID (libargon2; Dovecot's defaults m=65536,
+/// t=3, p=1, a 16-byte salt), SCRAM-SHA-256 (Dovecot's format). errc::unsupported for any other
+/// scheme, and for ARGON2ID in a build without libargon2.
 result<std::string> hash_password(std::string_view password, std::string_view scheme = "SHA512-CRYPT");
+
+/// Whether this build verifies {scheme} (upper or lower case) in a passwd file: false for unknown
+/// schemes, and for ARGON2ID/ARGON2I when mailroom was built without libargon2.
+bool scheme_supported(std::string_view scheme);
 
 }  // namespace mailroom::auth
