@@ -4,7 +4,8 @@
 //   mailroomctl --config FILE queue flush                    deferred mail is due now
 //   mailroomctl --config FILE queue delete|hold|release ID...
 //   mailroomctl --config FILE user list
-//   mailroomctl --config FILE user add|passwd NAME           password from stdin (one line)
+//   mailroomctl --config FILE user add|passwd [--scheme S] NAME   password from stdin (one line)
+//       S: SHA512-CRYPT (default), SHA256-CRYPT, BLF-CRYPT (or BCRYPT), YESCRYPT, ARGON2ID, SCRAM-SHA-256
 //   mailroomctl --config FILE user del NAME
 //
 // Every change is atomic (rename) and durable (fsync) and safe while mailroomd runs; a message
@@ -12,11 +13,14 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
+#include <optional>
 #include <cstring>
 #include <sstream>
 
@@ -161,6 +165,26 @@ void rewrite_passwd(std::string const& path, std::vector<std::string> const& lin
   (void)fsync_directory(fs::path(path).parent_path().string());
 }
 
+constexpr char const* usage_text =
+    "usage: mailroomctl --config FILE queue list [incoming|active|deferred|hold|corrupt]...\n"
+    "       mailroomctl --config FILE queue flush|delete ID...|hold ID...|release ID...\n"
+    "       mailroomctl --config FILE user list\n"
+    "       mailroomctl --config FILE user add|passwd [--scheme SCHEME] NAME   (password on stdin)\n"
+    "       mailroomctl --config FILE user del NAME\n"
+    "SCHEME: SHA512-CRYPT (default), SHA256-CRYPT, BLF-CRYPT (or BCRYPT), YESCRYPT, ARGON2ID, SCRAM-SHA-256\n";
+
+// The --scheme value as the passwd file names it (Dovecot's names, any case); exits 2 if unknown.
+std::string scheme_named(std::string const& in) {
+  std::string s = in;
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char ch) { return static_cast<char>(std::toupper(ch)); });
+  if (s == "BCRYPT") s = "BLF-CRYPT";
+  for (auto const* known : {"SHA512-CRYPT", "SHA256-CRYPT", "BLF-CRYPT", "YESCRYPT", "ARGON2ID", "SCRAM-SHA-256"})
+    if (s == known) return s;
+  die("unknown password scheme \"" + in +
+          "\" (use SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, BCRYPT, YESCRYPT, ARGON2ID or SCRAM-SHA-256)",
+      2);
+}
+
 std::string read_password() {
   std::string pw;
   if (!std::getline(std::cin, pw) || pw.empty()) die("give the password on standard input", 2);
@@ -168,7 +192,24 @@ std::string read_password() {
   return pw;
 }
 
-int user_cmd(mailroomd::config const& c, std::vector<std::string> const& args) {
+int user_cmd(mailroomd::config const& c, std::vector<std::string> args) {
+  std::optional<std::string> scheme;  // --scheme NAME or --scheme=NAME, anywhere after the verb
+  for (auto it = args.begin(); it != args.end();) {
+    if (*it == "--scheme" || it->rfind("--scheme=", 0) == 0) {
+      std::string value;
+      if (*it == "--scheme") {
+        if (std::next(it) == args.end()) die("--scheme needs a name", 2);
+        value = *std::next(it);
+        it = args.erase(it, std::next(it, 2));
+      } else {
+        value = it->substr(9);
+        it = args.erase(it);
+      }
+      scheme = scheme_named(value);
+    } else {
+      ++it;
+    }
+  }
   if (c.passwd_file.empty()) die("the configuration has no [auth] passwd_file");
   std::vector<std::string> lines;
   {
@@ -177,6 +218,7 @@ int user_cmd(mailroomd::config const& c, std::vector<std::string> const& args) {
   }
   auto name_of = [](std::string const& l) { return l.substr(0, l.find(':')); };
   std::string verb = args.empty() ? "list" : args[0];
+  if (scheme && verb != "add" && verb != "passwd") die("--scheme is only for user add and user passwd", 2);
   if (verb == "list") {
     for (auto const& l : lines)
       if (!l.empty() && l[0] != '#') std::cout << name_of(l) << "\n";
@@ -189,8 +231,10 @@ int user_cmd(mailroomd::config const& c, std::vector<std::string> const& args) {
   if (verb == "add" || verb == "passwd") {
     if (verb == "add" && it != lines.end()) die("user " + name + " exists", 1);
     if (verb == "passwd" && it == lines.end()) die("no user " + name, 1);
-    auto hash = auth::hash_password(read_password());
-    if (!hash) die("cannot hash the password: " + hash.error().message());
+    auto const sch = scheme.value_or("SHA512-CRYPT");
+    if (!auth::scheme_supported(sch)) die(sch + " is not available: mailroom was built without libargon2");
+    auto hash = auth::hash_password(read_password(), sch);
+    if (!hash) die("cannot hash the password with " + sch + ": " + hash.error().message());
     auto line = name + ":" + *hash;
     if (it == lines.end()) lines.push_back(line);
     else *it = line;
@@ -218,9 +262,12 @@ int user_cmd(mailroomd::config const& c, std::vector<std::string> const& args) {
 
 int main(int argc, char** argv) try {
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (std::find_if(args.begin(), args.end(), [](auto const& a) { return a == "--help" || a == "-h"; }) != args.end()) {
+    std::cout << usage_text;
+    return 0;
+  }
   if (args.size() < 3 || args[0] != "--config" || (args[2] != "queue" && args[2] != "user")) {
-    std::cerr << "usage: mailroomctl --config FILE queue list|flush|delete|hold|release ...\n"
-                 "       mailroomctl --config FILE user list|add|passwd|del ...\n";
+    std::cerr << usage_text;
     return 2;
   }
   auto c = mailroomd::load(args[1]);
