@@ -105,6 +105,16 @@ task<void> manager::run() {
   }
 }
 
+task<void> manager::rewrite_or_keep(queued_message const& m, envelope const& next) {
+  auto r = co_await spool_->rewrite(state::active, m, next);
+  if (r) co_return;
+  // Rewriting needs a second copy of the file, which a full disk does not have. The original
+  // still names every recipient, so keeping it can only repeat a delivery, never lose one; the
+  // message must not stay in active/, where nothing would look at it again until a restart.
+  log_.warning("cannot rewrite the queue file; keeping it as it is (some recipients may get a second copy)",
+               {{"queue_id", m.env.id}, {"error", r.error().message()}});
+}
+
 task<void> manager::deliver(std::string id) {
   auto self = shared_from_this();
   auto done = [&] {
@@ -174,8 +184,8 @@ task<void> manager::deliver(std::string id) {
     envelope next = env;
     next.recipients = retry;
     ++next.attempts;
-    auto r = co_await spool_->rewrite(state::active, *m, next);
-    if (r) r = co_await spool_->move(id, state::active, state::deferred);
+    co_await rewrite_or_keep(*m, next);
+    auto r = co_await spool_->move(id, state::active, state::deferred);
     auto when = now + backoff(next.attempts);
     if (r) r = co_await spool_->defer_until(id, when);
     if (!r) log_.error("cannot defer", {{"queue_id", id}, {"error", r.error().message()}});
@@ -186,8 +196,8 @@ task<void> manager::deliver(std::string id) {
     envelope kept = env;
     kept.recipients = retry;
     kept.recipients.insert(kept.recipients.end(), failed.begin(), failed.end());
-    auto r = co_await spool_->rewrite(state::active, *m, kept);
-    if (r) r = co_await spool_->move(id, state::active, state::hold);
+    co_await rewrite_or_keep(*m, kept);
+    auto r = co_await spool_->move(id, state::active, state::hold);
     if (!r) log_.error("cannot hold", {{"queue_id", id}, {"error", r.error().message()}});
     ++held_;
     log_.warning("held for the postmaster", {{"queue_id", id}, {"recipients", std::to_string(kept.recipients.size())}});

@@ -165,6 +165,24 @@ TEST_CASE("a due deferred message is retried; a failed commit keeps everything f
   CHECK(count(*f.sp, queue::state::deferred) == 0);
 }
 
+TEST_CASE("when the envelope cannot be rewritten (full disk), the message is deferred as it was") {
+  fixture f;
+  auto id = f.enqueue({"a", "temp1"}, "full\r\n");
+  // The rewrite's temporary file cannot be created: as when the disk has no room for the copy.
+  // (Not empty, so that recover() at start cannot remove it.)
+  fs::create_directories(f.sp->root() + "/tmp/" + id + ".rewrite/x");
+  auto target = std::make_shared<scripted_target>();
+  auto m = std::make_shared<queue::manager>(f.io.get_executor(), f.sp, target, queue::manager_options{}, f.quiet);
+  f.run_manager(m, [&] { return m->deferred() == 1; });
+  CHECK(target->delivered.size() == 1);
+  CHECK(count(*f.sp, queue::state::active) == 0);  // not stranded where nothing looks again
+  REQUIRE(count(*f.sp, queue::state::deferred) == 1);
+  auto d = f.sp->read(queue::state::deferred, id).value();
+  CHECK(d.env.recipients.size() == 2);  // every recipient kept: a repeat at worst, never a loss
+  CHECK(f.sp->read_body(d).value() == "full\r\n");
+  CHECK(f.sp->due(std::chrono::system_clock::now()).value().empty());  // with the usual backoff
+}
+
 TEST_CASE("after a crash, messages left in active/ are delivered on the next start") {
   fixture f;
   auto id = f.enqueue({"a"}, "crash\r\n");

@@ -7,6 +7,9 @@
 // back into incoming/, so a message is delivered at least once. Permanently refused recipients
 // are logged; until bounces exist (DSN, the outbound issue) a message with any of them is kept in
 // hold/ for the postmaster rather than dropped. Messages older than max_age go to hold/ too.
+// Any failure of the target to store (a full disk included) is temporary: the message is deferred
+// and retried. When even the rewritten envelope cannot be written, the file keeps its old one
+// (every original recipient: a retry may repeat a delivery, never skip one).
 #pragma once
 
 #include <chrono>
@@ -49,6 +52,9 @@ class manager : public std::enable_shared_from_this<manager> {
 
  private:
   task<void> deliver(std::string id);
+  /// The active file with `next` as its envelope; when that cannot be written (a full disk),
+  /// the file as it is, so the message is retried rather than stranded in active/.
+  task<void> rewrite_or_keep(queued_message const& m, envelope const& next);
   std::chrono::seconds backoff(std::uint32_t attempts) const;
 
   executor ex_;
