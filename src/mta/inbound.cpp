@@ -1,7 +1,9 @@
 #include "mailroom/mta/inbound.hpp"
 
+#include <cerrno>
 #include <cstdio>
 #include <ctime>
+#include <system_error>
 
 #include "mailroom/smtp/error.hpp"
 
@@ -38,6 +40,14 @@ std::string received_header(smtp::session_info const& info, std::string_view by_
   if (info.tls) r += " (" + info.tls->version + " " + info.tls->cipher + ")";
   r += " id " + std::string(id) + ";\r\n\t" + rfc5322_date(when) + "\r\n";
   return r;
+}
+
+smtp::reply storage_error_reply(std::error_code const& ec) {
+  // EDQUOT is no std::errc value, so system_category does not map it to a generic condition.
+  bool errno_category = ec.category() == std::system_category() || ec.category() == std::generic_category();
+  if (ec == std::errc::no_space_on_device || (errno_category && ec.value() == EDQUOT))
+    return smtp::replies::insufficient_storage();
+  return smtp::replies::local_error();
 }
 
 namespace {
@@ -78,7 +88,7 @@ class inbound_handler final : public smtp::session_handler {
     auto d = co_await opts_.target->start(ctx, from);
     if (!d) {
       log_.error("cannot start a delivery", {{"error", d.error().message()}});
-      co_return smtp::replies::local_error();
+      co_return storage_error_reply(d.error());
     }
     delivery_ = std::move(*d);
     co_return smtp::replies::sender_ok();
@@ -105,14 +115,15 @@ class inbound_handler final : public smtp::session_handler {
     if (!stored) {
       delivery_->abort();
       // Size and bare-LF errors get the server's own reply; anything else is ours to report.
-      if (stored.error().category() != smtp::category())
-        log_.error("cannot store the message", {{"error", stored.error().message()}});
-      co_return smtp::replies::local_error();
+      if (stored.error().category() == smtp::category()) co_return smtp::replies::local_error();
+      log_.error("cannot store the message", {{"error", stored.error().message()}});
+      co_return storage_error_reply(stored.error());
     }
     auto id = co_await delivery_->commit();
     if (!id) {
+      delivery_->abort();
       log_.error("cannot commit the message", {{"error", id.error().message()}});
-      co_return smtp::replies::local_error();
+      co_return storage_error_reply(id.error());
     }
     co_return smtp::replies::queued(*id);
   }

@@ -10,6 +10,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "mailroom/core/error.hpp"
@@ -495,6 +496,14 @@ task<result<std::unique_ptr<delivery::delivery>>> spool::start(delivery::message
   env.protocol = ctx.protocol;
   env.auth_user = ctx.auth_user;
   auto tmp = root_ + "/tmp/" + env.id;
+  // RFC 1870 6.1: a message declared larger than the space left is refused now, temporarily
+  // (452 4.3.1 at MAIL), rather than after the client has sent it all.
+  struct statvfs vfs {};
+  if (::statvfs((root_ + "/tmp").c_str(), &vfs) == 0) {
+    auto free_bytes = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+    if (free_bytes < min_free_space || free_bytes - min_free_space < ctx.params.size.value_or(0))
+      co_return fail(std::make_error_code(std::errc::no_space_on_device));
+  }
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) co_return fail(last_error());
   co_return std::make_unique<spool_delivery>(shared_from_this(), std::move(env), fd, std::move(tmp));

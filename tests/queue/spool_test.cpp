@@ -184,3 +184,19 @@ TEST_CASE("an aborted or abandoned delivery leaves nothing; many concurrent comm
   CHECK(done == 40);
   CHECK(f.sp->list(queue::state::incoming).value().size() == 40);
 }
+
+TEST_CASE("a declared SIZE larger than the free space is refused at start, as out of space") {
+  fixture f;
+  testing::run(f.io, [&]() -> task<void> {
+    address const from{"a", "x.org"};
+    delivery::message_context huge;
+    huge.params.size = std::uint64_t{1} << 60;  // an exabyte: no file system has that free
+    auto d = co_await f.sp->start(huge, from);
+    REQUIRE_FALSE(d);
+    CHECK(d.error() == std::errc::no_space_on_device);
+    delivery::message_context small;
+    small.params.size = 1000;
+    CHECK(co_await f.sp->start(small, from));
+  }());
+  CHECK(files_in(f.sp->root() + "/tmp") == 0);
+}

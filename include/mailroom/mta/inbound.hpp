@@ -3,7 +3,8 @@
 //
 // Contract: 250 after DATA means the target's commit() returned, so the message is as durable as
 // the target makes it (the spool: fsynced). A target that refuses to start or fails to store
-// answers 451 4.3.0 (try again later); nothing is half-accepted.
+// answers 452 4.3.1 when it is out of space (ENOSPC, EDQUOT) and 451 4.3.0 for any other error,
+// at MAIL (start) or after DATA (body, commit): try again later; nothing is half-accepted.
 #pragma once
 
 #include <chrono>
@@ -38,6 +39,9 @@ class inbound final : public smtp::backend {
   inbound_options opts_;
   log::logger log_;
 };
+
+/// A target's failure to store as a reply: 452 4.3.1 for ENOSPC/EDQUOT, else 451 4.3.0.
+smtp::reply storage_error_reply(std::error_code const& ec);
 
 /// "ESMTPSA" and friends (RFC 3848), from what the session negotiated.
 std::string protocol_name(smtp::session_info const& info);

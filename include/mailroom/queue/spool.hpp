@@ -8,6 +8,11 @@
 // envelope is length-prefixed, so CR, LF or NUL in any value cannot forge another field.
 // A file that does not parse is moved to corrupt/ (and logged), never retried in a loop.
 //
+// Out of space: start() fails with std::errc::no_space_on_device when the file system has less
+// free space than the declared SIZE (RFC 1870) plus min_free_space; a write that fails later
+// (ENOSPC, EDQUOT or any other error) fails body() and leaves nothing behind. mta::inbound turns
+// ENOSPC/EDQUOT into 452 4.3.1 and other failures into 451 4.3.0, never 250.
+//
 // File layout: "MAILROOM-QUEUE 1\n", records "<tag> <length>:<bytes>\n", "E 0:\n", the body,
 // then the footer "\nMAILROOM-QUEUE-END <20-digit body length>\n".
 #pragma once
@@ -59,6 +64,8 @@ struct queued_message {
 /// Limits when reading queue files back (a damaged file must not make us allocate without bound).
 inline constexpr std::size_t max_record = 64 * 1024;
 inline constexpr std::size_t max_recipients = 100000;
+/// Room for the envelope and the Received: line that start() wants beyond the declared SIZE.
+inline constexpr std::uint64_t min_free_space = 16 * 1024;
 
 class spool final : public delivery::delivery_target, public std::enable_shared_from_this<spool> {
  public:
