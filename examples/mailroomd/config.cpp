@@ -2,11 +2,32 @@
 // compiled as a shared library so only this file sees its headers.
 #include "config.hpp"
 
+#include <optional>
 #include <sstream>
 
 #include <toml++/toml.h>
 
 namespace mailroomd {
+namespace {
+// "500M", "2G", "10000" (octets; K, M, G, T are powers of 1024).
+std::optional<std::uint64_t> parse_size(toml::node_view<toml::node> n) {
+  if (auto i = n.value<std::int64_t>()) return *i >= 0 ? std::optional<std::uint64_t>(*i) : std::nullopt;
+  auto s = n.value<std::string>();
+  if (!s || s->empty()) return std::nullopt;
+  std::uint64_t mult = 1;
+  switch (s->back()) {
+    case 'K': case 'k': mult = 1ull << 10; break;
+    case 'M': case 'm': mult = 1ull << 20; break;
+    case 'G': case 'g': mult = 1ull << 30; break;
+    case 'T': case 't': mult = 1ull << 40; break;
+    default: break;
+  }
+  auto digits = mult == 1 ? *s : s->substr(0, s->size() - 1);
+  if (digits.empty() || digits.size() > 12 || digits.find_first_not_of("0123456789") != std::string::npos)
+    return std::nullopt;
+  return std::stoull(digits) * mult;
+}
+}  // namespace
 
 mailroom::expected<config, std::string> load(std::string const& path) {
   toml::table t;
@@ -25,6 +46,18 @@ mailroom::expected<config, std::string> load(std::string const& path) {
   c.tls_cert = t["tls"]["cert"].value_or(std::string{});
   c.tls_key = t["tls"]["key"].value_or(std::string{});
   c.passwd_file = t["auth"]["passwd_file"].value_or(std::string{});
+  c.aliases = t["mda"]["aliases"].value_or(std::string{});
+  c.quota_tempfail = t["mda"]["quota_tempfail"].value_or(false);
+  if (t["mda"]["quota"]) {
+    auto q = parse_size(t["mda"]["quota"]);
+    if (!q) return bad("[mda] quota must be a size such as 1073741824, \"500M\" or \"2G\"");
+    c.quota_bytes = *q;
+  }
+  if (t["mda"]["quota_messages"]) {
+    auto q = t["mda"]["quota_messages"].value<std::int64_t>();
+    if (!q || *q < 0) return bad("[mda] quota_messages must be a count");
+    c.quota_messages = static_cast<std::uint64_t>(*q);
+  }
   if (auto* doms = t["local_domains"].as_array())
     for (auto const& d : *doms) {
       auto s = d.value<std::string>();
@@ -62,6 +95,12 @@ std::string dump(config const& c) {
   t.insert("local_domains", doms);
   if (!c.tls_cert.empty()) t.insert("tls", toml::table{{"cert", c.tls_cert}, {"key", c.tls_key}});
   if (!c.passwd_file.empty()) t.insert("auth", toml::table{{"passwd_file", c.passwd_file}});
+  toml::table mda;
+  if (!c.aliases.empty()) mda.insert("aliases", c.aliases);
+  if (c.quota_bytes) mda.insert("quota", static_cast<std::int64_t>(c.quota_bytes));
+  if (c.quota_messages) mda.insert("quota_messages", static_cast<std::int64_t>(c.quota_messages));
+  if (c.quota_tempfail) mda.insert("quota_tempfail", true);
+  if (!mda.empty()) t.insert("mda", mda);
   toml::array ls;
   for (auto const& l : c.listeners) ls.push_back(toml::table{{"kind", l.kind}, {"address", l.address}});
   t.insert("listener", ls);

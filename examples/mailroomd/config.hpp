@@ -1,6 +1,7 @@
 // mailroomd's configuration: a TOML file (see README "mailroomd") read into plain values.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,10 @@ struct config {
   std::vector<std::string> local_domains;  ///< mail for these is delivered here
   std::string tls_cert, tls_key;           ///< PEM files; required by submission(s)
   std::string passwd_file;                 ///< users for AUTH (Dovecot passwd-file format)
+  std::string aliases;                     ///< /etc/aliases-style map (mda::alias_map); reloaded on SIGHUP
+  std::uint64_t quota_bytes = 0;           ///< per account; 0 = unlimited
+  std::uint64_t quota_messages = 0;        ///< per account; 0 = unlimited
+  bool quota_tempfail = false;             ///< over quota: 452 4.2.2 rather than 552 5.2.2
   std::string log_level = "info";
   std::vector<listener> listeners;
 };

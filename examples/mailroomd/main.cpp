@@ -6,8 +6,10 @@
 //                                   demo@example.test / demo) if needed, then run on 127.0.0.1
 //
 // What it does today: SMTP (MX), submission (STARTTLS + AUTH), submissions (TLS + AUTH) and
-// LMTP listeners feed a durable queue; a queue manager delivers to <data_dir>/mail/<user>/Maildir.
-// Outbound delivery is not there yet, so mail for other domains is refused (no relaying).
+// LMTP listeners feed a durable queue; a queue manager delivers through aliases into the
+// Maildir++ store <data_dir>/mail/<user>/Maildir (with quota). Outbound delivery is not there
+// yet, so mail for other domains is refused (no relaying). SIGHUP re-reads the configuration
+// (the alias map; other changes are reported as needing a restart); SIGTERM stops cleanly.
 #include <sys/stat.h>
 
 #include <csignal>
@@ -23,10 +25,11 @@
 #include "config.hpp"
 #include "mailroom/auth/passwd_file.hpp"
 #include "mailroom/core/durable.hpp"
-#include "mailroom/mda/maildir_target.hpp"
+#include "mailroom/mda/store_target.hpp"
 #include "mailroom/mta/inbound.hpp"
 #include "mailroom/net/tls/context.hpp"
 #include "mailroom/queue/manager.hpp"
+#include "mailroom/store/maildir/store.hpp"
 
 using namespace mailroom;
 namespace fs = std::filesystem;
@@ -65,6 +68,43 @@ std::string make_demo(fs::path dir) {
   return cfg.string();
 }
 
+void load_aliases(mailroomd::config const& c, mda::store_target& mda, log::logger const& logger) {
+  if (c.aliases.empty()) {
+    mda.set_aliases(nullptr);
+    return;
+  }
+  std::vector<std::string> warnings;
+  auto map = mda::alias_map::load(c.aliases, &warnings);
+  if (!map) throw std::runtime_error("aliases " + c.aliases + ": " + map.error().message());
+  for (auto const& w : warnings) logger.warning("aliases", {{"file", c.aliases}, {"problem", w}});
+  auto entries = map->size();
+  mda.set_aliases(std::make_shared<mda::alias_map const>(std::move(*map)));
+  logger.info("aliases loaded", {{"file", c.aliases}, {"entries", std::to_string(entries)}});
+}
+
+// What SIGHUP can change: the alias map (the passwd file reloads by itself when it changes).
+// Anything else that differs is reported as needing a restart; a broken file changes nothing.
+void reload(std::string const& path, mailroomd::config const& running, mda::store_target& mda,
+            log::logger const& logger) {
+  auto next = mailroomd::load(path);
+  if (!next) {
+    logger.error("reload failed, configuration unchanged", {{"error", next.error()}});
+    return;
+  }
+  try {
+    load_aliases(*next, mda, logger);
+  } catch (std::exception const& e) {
+    logger.error("reload failed, aliases unchanged", {{"error", e.what()}});
+    return;
+  }
+  auto strip = [](mailroomd::config c) {
+    c.aliases.clear();
+    return mailroomd::dump(c);
+  };
+  if (strip(*next) != strip(running)) logger.warning("reloaded aliases; other changes need a restart");
+  else logger.notice("reloaded");
+}
+
 asio::ip::tcp::endpoint endpoint_of(std::string const& s) {
   auto colon = s.rfind(':');
   auto host = s.substr(0, colon);
@@ -72,7 +112,7 @@ asio::ip::tcp::endpoint endpoint_of(std::string const& s) {
   return {asio::ip::make_address(host), static_cast<unsigned short>(std::stoi(s.substr(colon + 1)))};
 }
 
-int run(mailroomd::config const& c) {
+int run(std::string const& config_path, mailroomd::config const& c) {
   log::logger logger(std::make_shared<log::stderr_sink>(), log::parse_level(c.log_level), "mailroomd");
   blocking_pool pool(8);
   asio::io_context io(1);
@@ -81,7 +121,16 @@ int run(mailroomd::config const& c) {
   if (!sp) throw std::runtime_error("queue " + c.data_dir + "/queue: " + sp.error().message());
   if (auto ec = mailroom::create_directories(c.data_dir + "/mail"); ec)
     throw std::runtime_error(c.data_dir + "/mail: " + ec.message());
-  auto mda = std::make_shared<mda::maildir_target>(mda::maildir_target_options{.root = c.data_dir + "/mail"}, pool, logger);
+  store::maildir::store_options so;
+  so.root = c.data_dir + "/mail";
+  so.storage_limit = c.quota_bytes;
+  so.messages_limit = c.quota_messages;
+  auto st = store::maildir::store::create(so, pool, logger);
+  mda::store_target_options mo;
+  mo.store = st;
+  mo.over_quota_tempfail = c.quota_tempfail;
+  auto mda = std::make_shared<mda::store_target>(mo, logger);
+  load_aliases(c, *mda, logger);
   auto qmgr = std::make_shared<queue::manager>(io.get_executor(), *sp, mda, queue::manager_options{}, logger);
   (*sp)->on_queued([m = std::weak_ptr(qmgr)] {
     if (auto q = m.lock()) q->wake();
@@ -106,7 +155,7 @@ int run(mailroomd::config const& c) {
   mta::inbound_options in;
   in.target = *sp;
   in.relay = std::make_shared<mta::relay_policy const>(relay);
-  in.local_recipient_check = [mda](address const& to) { return mda->check_recipient(to); };
+  in.local_recipient_check = [mda](address const& to, std::uint64_t size) { return mda->check_recipient(to, size); };
   in.hostname = c.hostname;
   auto inbound = std::make_shared<mta::inbound>(std::move(in), logger);
   smtp::server server(io.get_executor(), inbound, opts, logger);
@@ -129,12 +178,21 @@ int run(mailroomd::config const& c) {
             << std::endl;
 
   asio::co_spawn(io, qmgr->run(), asio::detached);
+  // SIGHUP: re-read the configuration and apply what can change while running.
+  asio::signal_set hup(io, SIGHUP);
+  std::function<void(std::error_code, int)> on_hup = [&](std::error_code ec, int) {
+    if (ec) return;
+    reload(config_path, c, *mda, logger);
+    hup.async_wait(on_hup);
+  };
+  hup.async_wait(on_hup);
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](std::error_code ec, int) {
     if (ec) return;
     logger.notice("shutting down");
     asio::co_spawn(io, server.shutdown(std::chrono::seconds(10)), asio::detached);
     qmgr->stop();
+    hup.cancel();
   });
   io.run();
   return 0;
@@ -160,7 +218,7 @@ int main(int argc, char** argv) try {
   }
   if (mode == "--demo")
     std::cout << "mailroomd: demo in " << c->data_dir << ", user demo@example.test password demo\n";
-  return run(*c);
+  return run(path, *c);
 } catch (std::exception const& e) {
   std::cerr << "mailroomd: " << e.what() << "\n";
   return 1;

@@ -85,6 +85,7 @@ class inbound_handler final : public smtp::session_handler {
     ctx.protocol = protocol_name(info_);
     ctx.auth_user = info_.auth ? info_.auth->user : "";
     ctx.params = params;
+    size_hint_ = params.size.value_or(0);
     auto d = co_await opts_.target->start(ctx, from);
     if (!d) {
       log_.error("cannot start a delivery", {{"error", d.error().message()}});
@@ -98,7 +99,7 @@ class inbound_handler final : public smtp::session_handler {
     if (opts_.relay)
       if (auto refused = opts_.relay->check(info_, to)) co_return *refused;
     if (opts_.local_recipient_check && (!opts_.relay || to.domain.empty() || opts_.relay->is_local(to.domain)))
-      if (auto refused = opts_.local_recipient_check(to)) co_return *refused;
+      if (auto refused = co_await opts_.local_recipient_check(to, size_hint_)) co_return *refused;
     if (!delivery_) co_return smtp::replies::bad_sequence();
     if (auto refused = co_await delivery_->add_rcpt(to, params)) co_return *refused;
     co_return smtp::replies::recipient_ok();
@@ -139,6 +140,7 @@ class inbound_handler final : public smtp::session_handler {
   log::logger const& log_;
   smtp::session_info const& info_;
   std::unique_ptr<delivery::delivery> delivery_;
+  std::uint64_t size_hint_ = 0;
 };
 
 }  // namespace

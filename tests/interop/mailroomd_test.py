@@ -35,15 +35,32 @@ class MailroomdTest(unittest.TestCase):
             f.write("demo@example.test:{SHA512-CRYPT}%s\n" % h.stdout.decode().strip())
         self.ports = {k: sinklib.free_port() for k in ("mx", "submission", "submissions", "lmtp")}
         self.config = d + "/mailroomd.toml"
+        self.aliases = d + "/aliases"
+        with open(self.aliases, "w") as f:
+            f.write("sales: demo\n")
+        self.write_config()
+        self.log = open(d + "/log", "w+")
+        self.start()
+
+    def write_config(self, extra=""):
+        d = self.dir
         with open(self.config, "w") as f:
             f.write('hostname = "mx.example.test"\ndata_dir = "%s"\nlocal_domains = ["example.test"]\n' % d)
             f.write('[tls]\ncert = "%s/cert.pem"\nkey = "%s/key.pem"\n[auth]\npasswd_file = "%s/passwd"\n' % (d, d, d))
+            f.write('[mda]\naliases = "%s"\n%s' % (self.aliases, extra))
             for kind, port in self.ports.items():
                 f.write('[[listener]]\nkind = "%s"\naddress = "127.0.0.1:%d"\n' % (kind, port))
-        self.log = open(d + "/log", "w+")
+
+    def start(self):
         self.proc = subprocess.Popen([BIN, "--config", self.config], stdout=subprocess.PIPE, stderr=self.log)
         for port in self.ports.values():
             sinklib.wait_port(port, self.proc)
+
+    def restart(self, extra):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.communicate(timeout=15)
+        self.write_config(extra)
+        self.start()
 
     def tearDown(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -135,9 +152,13 @@ class MailroomdTest(unittest.TestCase):
         self.assertEqual(self.ctl("user", "del", "bob@example.test").returncode, 1)
 
     def test_mailroomctl_queue(self):
-        # Break demo's Maildir so delivery fails temporarily and the message is deferred.
-        maildir = os.path.join(self.dir, "mail", "demo", "Maildir")
-        with open(maildir, "w") as f:
+        # Break demo's Maildir so delivery fails temporarily and the message is deferred (the
+        # account still exists, so RCPT is accepted).
+        tmp = os.path.join(self.dir, "mail", "demo", "Maildir", "tmp")
+        for sub in ("tmp", "new", "cur"):
+            os.makedirs(os.path.join(self.dir, "mail", "demo", "Maildir", sub), exist_ok=True)
+        os.rmdir(tmp)
+        with open(tmp, "w") as f:
             f.write("not a directory")
         with smtplib.SMTP("127.0.0.1", self.ports["mx"], timeout=10) as s:
             s.sendmail("x@remote.example", ["demo@example.test"], b"Subject: later\r\n\r\nretry me\r\n")
@@ -155,12 +176,68 @@ class MailroomdTest(unittest.TestCase):
         self.assertIn("hold", self.ctl("queue", "list").stdout.decode())
         self.assertEqual(self.ctl("queue", "hold", ids[0]).returncode, 1)  # already on hold
         self.assertEqual(self.ctl("queue", "delete", "nosuchid").returncode, 1)
-        os.unlink(maildir)  # repaired
+        os.unlink(tmp)  # repaired
+        os.mkdir(tmp)
         self.assertEqual(self.ctl("queue", "release", ids[0]).returncode, 0)
         msgs = self.maildir(1, timeout=15)
         self.assertEqual(len(msgs), 1)
         self.assertIn(b"retry me", msgs[0])
         self.assertIn(b"0 messages", self.ctl("queue", "list").stdout)
+
+    def test_aliases_and_sighup_reload(self):
+        with smtplib.SMTP("127.0.0.1", self.ports["mx"], timeout=10) as s:
+            s.sendmail("x@remote.example", ["Sales+q4@example.test"], b"Subject: alias\r\n\r\nvia alias\r\n")
+        msgs = self.maildir(1)
+        self.assertEqual(len(msgs), 1)
+        self.assertIn(b"Delivered-To: Sales+q4@example.test", msgs[0])
+        with open(self.aliases, "w") as f:
+            f.write("info: demo\n@example.test: demo\n")
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            self.log.seek(0)
+            if "reloaded" in self.log.read():
+                break
+            time.sleep(0.05)
+        with smtplib.SMTP("127.0.0.1", self.ports["mx"], timeout=10) as s:
+            s.sendmail("x@remote.example", ["info@example.test", "anyone@example.test"],
+                       b"Subject: reloaded\r\n\r\nnew map\r\n")
+        self.assertEqual(len(self.maildir(2)), 2)
+        # A broken map on reload keeps the running one.
+        with open(self.aliases, "w") as f:
+            f.write("")
+        os.chmod(self.aliases, 0)
+        os.rename(self.aliases, self.aliases + ".gone")
+        self.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        with smtplib.SMTP("127.0.0.1", self.ports["mx"], timeout=10) as s:
+            s.sendmail("x@remote.example", ["info@example.test"], b"Subject: still\r\n\r\nold map\r\n")
+        self.assertEqual(len(self.maildir(3)), 3)
+        self.log.seek(0)
+        self.assertIn("reload failed", self.log.read())
+        os.rename(self.aliases + ".gone", self.aliases)
+
+    def test_quota(self):
+        self.restart("quota = 2000\n")
+        body = b"Subject: big\r\n\r\n" + b"x" * 1200 + b"\r\n"
+        with smtplib.SMTP("127.0.0.1", self.ports["mx"], timeout=10) as s:
+            s.sendmail("x@remote.example", ["demo@example.test"], body)
+        self.assertEqual(len(self.maildir(1)), 1)
+        with smtplib.SMTP("127.0.0.1", self.ports["mx"], timeout=10) as s:
+            s.ehlo()
+            s.mail("x@remote.example", ["SIZE=%d" % len(body)])
+            code, text = s.rcpt("demo@example.test")
+            self.assertEqual(code, 552)
+            self.assertIn(b"5.2.2", text)
+        with open(os.path.join(self.dir, "mail", "demo", "Maildir", "maildirsize"), "rb") as f:
+            self.assertTrue(f.read().startswith(b"2000S\n"))
+        self.restart("quota = 2000\nquota_tempfail = true\n")
+        with smtplib.SMTP("127.0.0.1", self.ports["mx"], timeout=10) as s:
+            s.ehlo()
+            s.mail("x@remote.example", ["SIZE=%d" % len(body)])
+            code, text = s.rcpt("demo@example.test")
+            self.assertEqual(code, 452)
+            self.assertIn(b"4.2.2", text)
 
     def test_check_config(self):
         r = subprocess.run([BIN, "--check-config", self.config], capture_output=True, timeout=10)

@@ -23,9 +23,10 @@ namespace mailroom::mta {
 struct inbound_options {
   std::shared_ptr<delivery::delivery_target> target;
   std::shared_ptr<relay_policy const> relay;  ///< null: every recipient is accepted
-  /// Checked after the relay policy for recipients in local domains (e.g. does the user exist);
-  /// nullopt accepts. Empty: no check.
-  std::function<std::optional<smtp::reply>(address const&)> local_recipient_check;
+  /// Checked after the relay policy for recipients in local domains (does the user exist, is
+  /// the mailbox full for a message of the SIZE= the client announced, 0 if none); nullopt
+  /// accepts. Empty: no check.
+  std::function<task<std::optional<smtp::reply>>(address const&, std::uint64_t size_hint)> local_recipient_check;
   std::string hostname = "localhost";         ///< in the Received: line
   bool add_received = true;
 };
