@@ -14,7 +14,8 @@
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
 
-#include "mailroom/mda/maildir_target.hpp"
+#include "mailroom/mda/store_target.hpp"
+#include "mailroom/store/maildir/store.hpp"
 #include "mailroom/mta/inbound.hpp"
 #include "mailroom/net/tls/context.hpp"
 #include "mailroom/queue/manager.hpp"
@@ -61,8 +62,13 @@ int main(int argc, char** argv) try {
   asio::io_context io(1);
   std::shared_ptr<queue::manager> qmgr;
   if (!deliver_to.empty()) {
-    auto mda = std::make_shared<mda::maildir_target>(
-        mda::maildir_target_options{.root = deliver_to, .create_users = create_users}, pool, logger);
+    store::maildir::store_options so;
+    so.root = deliver_to;
+    so.create_accounts = create_users;
+    so.auto_create.clear();  // plain delivery: INBOX only
+    mda::store_target_options mo;
+    mo.store = store::maildir::store::create(so, pool, logger);
+    auto mda = std::make_shared<mda::store_target>(mo, logger);
     qmgr = std::make_shared<queue::manager>(io.get_executor(), sp, mda, queue::manager_options{}, logger);
     sp->on_queued([m = std::weak_ptr(qmgr)] {
       if (auto q = m.lock()) q->wake();

@@ -10,7 +10,8 @@
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
 
-#include "mailroom/mda/maildir_target.hpp"
+#include "mailroom/mda/store_target.hpp"
+#include "mailroom/store/maildir/store.hpp"
 #include "mailroom/queue/manager.hpp"
 #include "support/helpers.hpp"
 #include "support/message.hpp"
@@ -198,7 +199,12 @@ TEST_CASE("end to end into user Maildirs: Return-Path, Delivered-To, subaddress,
   auto root = f.dir.path() + "/mail";
   fs::create_directories(root + "/alice");
   fs::create_directories(root + "/bob");
-  auto mda = std::make_shared<mda::maildir_target>(mda::maildir_target_options{.root = root}, f.pool, f.quiet);
+  store::maildir::store_options so;
+  so.root = root;
+  so.auto_create.clear();
+  mda::store_target_options mo;
+  mo.store = store::maildir::store::create(so, f.pool, f.quiet);
+  auto mda = std::make_shared<mda::store_target>(mo, f.quiet);
   f.enqueue({"alice", "Bob+lists", "nobody", "../etc"}, "Subject: hi\r\n\r\nhello\r\n");
   auto m = std::make_shared<queue::manager>(f.io.get_executor(), f.sp, mda, queue::manager_options{}, f.quiet);
   f.run_manager(m, [&] { return m->held() == 1; });
