@@ -2,6 +2,7 @@
 // compiled as a shared library so only this file sees its headers.
 #include "config.hpp"
 
+#include <algorithm>
 #include <optional>
 #include <sstream>
 
@@ -68,9 +69,11 @@ mailroom::expected<config, std::string> load(std::string const& path) {
     for (auto const& node : *ls) {
       auto const* l = node.as_table();
       if (!l) return bad("[[listener]] entries must be tables");
-      listener x{(*l)["kind"].value_or(std::string{}), (*l)["address"].value_or(std::string{})};
-      if (x.kind != "mx" && x.kind != "submission" && x.kind != "submissions" && x.kind != "lmtp")
-        return bad("listener kind must be mx, submission, submissions or lmtp, not \"" + x.kind + "\"");
+      listener x{(*l)["kind"].value_or(std::string{}), (*l)["address"].value_or(std::string{}),
+                 (*l)["allow_plaintext_auth"].value_or(false)};
+      static constexpr std::string_view kinds[] = {"mx", "submission", "submissions", "lmtp", "pop3", "pop3s"};
+      if (std::find(std::begin(kinds), std::end(kinds), x.kind) == std::end(kinds))
+        return bad("listener kind must be mx, submission, submissions, lmtp, pop3 or pop3s, not \"" + x.kind + "\"");
       if (x.address.rfind(':') == std::string::npos) return bad("listener address must be ADDRESS:PORT");
       c.listeners.push_back(std::move(x));
     }
@@ -79,8 +82,12 @@ mailroom::expected<config, std::string> load(std::string const& path) {
   if (c.local_domains.empty()) return bad("local_domains needs at least one domain");
   if (c.listeners.empty()) return bad("at least one [[listener]] is required");
   for (auto const& l : c.listeners) {
-    if ((l.kind == "submission" || l.kind == "submissions") && (c.tls_cert.empty() || c.passwd_file.empty()))
+    if ((l.kind == "submission" || l.kind == "submissions" || l.kind == "pop3s") &&
+        (c.tls_cert.empty() || c.passwd_file.empty()))
       return bad(l.kind + " needs [tls] cert/key and [auth] passwd_file");
+    if (l.kind == "pop3" && c.passwd_file.empty()) return bad("pop3 needs [auth] passwd_file");
+    if (l.kind == "pop3" && c.tls_cert.empty() && !l.allow_plaintext_auth)
+      return bad("pop3 without [tls] needs allow_plaintext_auth = true (passwords in the clear)");
   }
   return c;
 }
@@ -102,7 +109,11 @@ std::string dump(config const& c) {
   if (c.quota_tempfail) mda.insert("quota_tempfail", true);
   if (!mda.empty()) t.insert("mda", mda);
   toml::array ls;
-  for (auto const& l : c.listeners) ls.push_back(toml::table{{"kind", l.kind}, {"address", l.address}});
+  for (auto const& l : c.listeners) {
+    toml::table x{{"kind", l.kind}, {"address", l.address}};
+    if (l.allow_plaintext_auth) x.insert("allow_plaintext_auth", true);
+    ls.push_back(std::move(x));
+  }
   t.insert("listener", ls);
   std::ostringstream os;
   os << t << "\n";

@@ -6,7 +6,7 @@
 //                                   demo@example.test / demo) if needed, then run on 127.0.0.1
 //
 // What it does today: SMTP (MX), submission (STARTTLS + AUTH), submissions (TLS + AUTH) and
-// LMTP listeners feed a durable queue; a queue manager delivers through aliases into the
+// LMTP listeners feed a durable queue; POP3 (STLS) and POP3S serve the mailboxes; a queue manager delivers through aliases into the
 // Maildir++ store <data_dir>/mail/<user>/Maildir (with quota). Outbound delivery is not there
 // yet, so mail for other domains is refused (no relaying). SIGHUP re-reads the configuration
 // (the alias map; other changes are reported as needing a restart); SIGTERM stops cleanly.
@@ -25,9 +25,11 @@
 #include "config.hpp"
 #include "mailroom/auth/passwd_file.hpp"
 #include "mailroom/core/durable.hpp"
+#include "mailroom/core/text.hpp"
 #include "mailroom/mda/store_target.hpp"
 #include "mailroom/mta/inbound.hpp"
 #include "mailroom/net/tls/context.hpp"
+#include "mailroom/pop3/server.hpp"
 #include "mailroom/queue/manager.hpp"
 #include "mailroom/store/maildir/store.hpp"
 
@@ -47,13 +49,17 @@ void write_private(fs::path const& p, std::string const& content) {
 std::string make_demo(fs::path dir) {
   dir = fs::absolute(dir);
   auto cfg = dir / "mailroomd.toml";
-  if (fs::exists(cfg)) return cfg.string();
+  // The certificate, users and mail are kept; the configuration is the demo's own and is
+  // rewritten so a newer mailroomd brings its new listeners.
   fs::create_directories(dir / "mail" / "demo");
-  auto kp = net::tls::generate_self_signed({"localhost", "127.0.0.1"});
-  if (!kp) throw std::runtime_error("certificate: " + kp.error().message());
-  write_private(dir / "cert.pem", kp->cert_pem);
-  write_private(dir / "key.pem", kp->key_pem);
-  write_private(dir / "passwd", "demo@example.test:" + auth::hash_password("demo").value() + "\n");
+  if (!fs::exists(dir / "cert.pem") || !fs::exists(dir / "key.pem")) {
+    auto kp = net::tls::generate_self_signed({"localhost", "127.0.0.1"});
+    if (!kp) throw std::runtime_error("certificate: " + kp.error().message());
+    write_private(dir / "cert.pem", kp->cert_pem);
+    write_private(dir / "key.pem", kp->key_pem);
+  }
+  if (!fs::exists(dir / "passwd"))
+    write_private(dir / "passwd", "demo@example.test:" + auth::hash_password("demo").value() + "\n");
   write_private(cfg, "# mailroomd demo configuration (created by mailroomd --demo)\n"
                      "hostname = \"localhost\"\n"
                      "data_dir = \"" + dir.string() + "\"\n"
@@ -64,7 +70,9 @@ std::string make_demo(fs::path dir) {
                      "[[listener]]\nkind = \"mx\"\naddress = \"127.0.0.1:2525\"\n\n"
                      "[[listener]]\nkind = \"submission\"\naddress = \"127.0.0.1:2587\"\n\n"
                      "[[listener]]\nkind = \"submissions\"\naddress = \"127.0.0.1:2465\"\n\n"
-                     "[[listener]]\nkind = \"lmtp\"\naddress = \"127.0.0.1:2424\"\n");
+                     "[[listener]]\nkind = \"lmtp\"\naddress = \"127.0.0.1:2424\"\n\n"
+                     "[[listener]]\nkind = \"pop3\"\naddress = \"127.0.0.1:1110\"\n\n"
+                     "[[listener]]\nkind = \"pop3s\"\naddress = \"127.0.0.1:1995\"\n");
   return cfg.string();
 }
 
@@ -149,6 +157,17 @@ int run(std::string const& config_path, mailroomd::config const& c) {
     for (auto const& w : (*pf)->warnings()) logger.warning("passwd file", {{"problem", w}});
     opts.auth = *pf;
   }
+  opts.auth_throttle = std::make_shared<auth::throttle>();  // one per-IP failure record for all protocols
+
+  // Readers log in as "user@domain" (or "user") and read the account the MX delivers to.
+  pop3::server_options po;
+  po.hostname = c.hostname;
+  po.store = st;
+  po.auth = opts.auth;
+  po.tls = opts.tls;
+  po.auth_throttle = opts.auth_throttle;
+  po.account_for = [](auth::identity const& who) { return text::to_lower(who.user.substr(0, who.user.rfind('@'))); };
+  pop3::server pop3_server(io.get_executor(), po, logger);
   mta::relay_policy_options relay;
   relay.local_domains = c.local_domains;
   relay.authenticated_may_relay = false;  // no outbound delivery yet: nothing may leave
@@ -160,6 +179,15 @@ int run(std::string const& config_path, mailroomd::config const& c) {
   auto inbound = std::make_shared<mta::inbound>(std::move(in), logger);
   smtp::server server(io.get_executor(), inbound, opts, logger);
   for (auto const& l : c.listeners) {
+    if (l.kind == "pop3" || l.kind == "pop3s") {
+      pop3::listener_options plo;
+      plo.endpoint = endpoint_of(l.address);
+      plo.implicit_tls = l.kind == "pop3s";
+      plo.allow_plaintext_auth = l.allow_plaintext_auth;
+      if (auto r = pop3_server.listen(plo); !r) throw std::runtime_error("listen " + l.address + ": " + r.error().message());
+      std::cout << "mailroomd: " << l.kind << " on " << l.address << "\n";
+      continue;
+    }
     smtp::listener_options lo;
     lo.endpoint = endpoint_of(l.address);
     if (l.kind == "submission") {
@@ -191,6 +219,7 @@ int run(std::string const& config_path, mailroomd::config const& c) {
     if (ec) return;
     logger.notice("shutting down");
     asio::co_spawn(io, server.shutdown(std::chrono::seconds(10)), asio::detached);
+    asio::co_spawn(io, pop3_server.shutdown(std::chrono::seconds(10)), asio::detached);
     qmgr->stop();
     hup.cancel();
   });

@@ -4,7 +4,6 @@ import os
 import shutil
 import signal
 import smtplib
-import ssl
 import subprocess
 import tempfile
 import time
@@ -16,10 +15,7 @@ BIN = os.path.join(sinklib.BIN_DIR, "mailroomd")
 CTL = os.path.join(sinklib.BIN_DIR, "mailroomctl")
 
 
-def tls():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    return ctx
+tls = sinklib.insecure_tls
 
 
 class MailroomdTest(unittest.TestCase):
@@ -27,9 +23,7 @@ class MailroomdTest(unittest.TestCase):
         self.dir = tempfile.mkdtemp(prefix="mailroomd-")
         d = self.dir
         os.makedirs(os.path.join(d, "mail", "demo"))
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                        "-keyout", d + "/key.pem", "-out", d + "/cert.pem", "-days", "2", "-subj", "/CN=localhost"],
-                       check=True, capture_output=True)
+        sinklib.make_cert(d)
         h = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input=b"demo\n", capture_output=True, check=True)
         with open(d + "/passwd", "w") as f:
             f.write("demo@example.test:{SHA512-CRYPT}%s\n" % h.stdout.decode().strip())

@@ -32,6 +32,21 @@ def wait_port(port, proc, secs=10.0):
     raise RuntimeError("port %d did not open" % port)
 
 
+def insecure_tls():
+    """A client TLS context that accepts the tests' self-signed certificates."""
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    return ctx
+
+
+def make_cert(d):
+    """A throw-away self-signed P-256 certificate: d/cert.pem and d/key.pem."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", d + "/key.pem", "-out", d + "/cert.pem", "-days", "2", "-subj", "/CN=localhost"],
+                   check=True, capture_output=True)
+
+
 def require_tool(name):
     if shutil.which(name) is None:
         print("SKIP: %s is not installed (scripts/test.sh installs it)" % name)
