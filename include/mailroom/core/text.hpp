@@ -33,4 +33,10 @@ bool is_valid_utf8(std::string_view s) noexcept;
 /// Decimal digits only, no sign, no overflow past max; nullopt otherwise.
 std::optional<std::uint64_t> parse_uint(std::string_view s, std::uint64_t max = UINT64_MAX) noexcept;
 
+/// RFC 3501 5.1.3 modified UTF-7, as IMAP4rev1 sends mailbox names and Dovecot and Courier
+/// store folder names. encode() takes valid UTF-8; decode() refuses anything not in canonical
+/// form (printable ASCII encoded, bad base64, lone surrogates) with nullopt.
+std::string encode_mutf7(std::string_view utf8);
+std::optional<std::string> decode_mutf7(std::string_view mutf7);
+
 }  // namespace mailroom::text

@@ -10,10 +10,6 @@
 
 namespace mailroom::store::maildir::detail {
 
-/// RFC 3501 modified UTF-7 (as Dovecot and Courier store folder names on disk).
-std::string encode_mutf7(std::string_view utf8);
-std::optional<std::string> decode_mutf7(std::string_view mutf7);
-
 /// "INBOX" -> "" (the Maildir itself); "Lists/dev" -> ".Lists.dev". Names whose components
 /// contain '.' cannot be stored (invalid_name). `name` must be normalized.
 result<std::string> folder_dir(std::string_view name);
