@@ -451,6 +451,7 @@ class maildir_account final : public account, public std::enable_shared_from_thi
   }
 
   task<result<quota_usage>> quota() override {
+    if (!limited()) co_return quota_usage{};  // nothing to count, nothing to wait for
     auto self = shared_from_this();
     auto job = [self]() { return self->usage(); };
     co_return co_await pool().offload(std::move(job));
@@ -786,6 +787,12 @@ void store::forget(std::string const& path) {
 
 task<result<std::shared_ptr<account>>> store::open_account(std::string_view user) {
   if (!valid_account_name(user)) co_return fail(errc::no_such_account);
+  auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = accounts_.find(user); it != accounts_.end() && now - it->second.checked < account_cache_ttl)
+      co_return it->second.acct;
+  }
   auto self = shared_from_this();
   auto job = [self, user = std::string(user)]() -> result<std::shared_ptr<account>> {
     auto home = self->opts_.root + "/" + user;
@@ -803,7 +810,13 @@ task<result<std::shared_ptr<account>>> store::open_account(std::string_view user
     }
     return std::shared_ptr<account>(acct);
   };
-  co_return co_await pool_.offload(std::move(job));
+  auto acct = co_await pool_.offload(std::move(job));
+  if (acct) {
+    std::lock_guard lock(mutex_);
+    if (accounts_.size() > 10000) accounts_.clear();
+    accounts_[std::string(user)] = {*acct, now};
+  }
+  co_return acct;
 }
 
 }  // namespace mailroom::store::maildir

@@ -80,6 +80,14 @@ class store final : public message_store, public std::enable_shared_from_this<st
   log::logger log_;
   std::mutex mutex_;
   std::map<std::string, std::weak_ptr<detail::folder>> folders_;
+  // Accounts seen recently: deliveries skip the existence check and mailbox auto-creation
+  // (an account deleted on disk is noticed within the TTL).
+  struct cached_account {
+    std::shared_ptr<mailroom::store::account> acct;
+    std::chrono::steady_clock::time_point checked;
+  };
+  static constexpr std::chrono::seconds account_cache_ttl{2};
+  std::map<std::string, cached_account, std::less<>> accounts_;
 };
 
 }  // namespace mailroom::store::maildir
