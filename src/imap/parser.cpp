@@ -219,6 +219,15 @@ std::optional<bool> parser::take_done() {
   return std::nullopt;
 }
 
+std::optional<std::string> parser::take_line() {
+  auto lf = buf_.find('\n', pos_);
+  if (lf == std::string::npos) return std::nullopt;
+  std::string line = buf_.substr(pos_, std::min(lf - pos_, limits_.max_line));
+  pos_ = lf + 1;
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
 parser::event parser::next() {
   for (;;) {
     if (literal_left_) {

@@ -19,25 +19,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Sends `script` (CRLF lines), then EOF, and reads until the server closes; returns all it said.
-std::string converse(asio::io_context& io, asio::ip::tcp::endpoint ep, std::string script) {
-  return testing::run(io, [&]() -> task<std::string> {
-    auto s = (co_await net::tcp_stream::connect(io.get_executor(), ep, 5s)).value();
-    s->set_timeouts({5s, 5s});
-    REQUIRE(co_await s->write(std::string_view(script)));
-    std::error_code ignored;
-    s->socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);  // EOF after the script
-    std::string out;
-    char buf[4096];
-    for (;;) {
-      auto n = co_await s->read_some(buf);
-      if (!n || *n == 0) break;
-      out.append(buf, *n);
-    }
-    co_return out;
-  }());
-}
-
 struct fixture {
   asio::io_context io;
   blocking_pool pool{2};
@@ -48,15 +29,11 @@ struct fixture {
 
   explicit fixture(pop3::server_options o = {}) {
     auto pw = dir.path() + "/passwd";
-    std::FILE* f = std::fopen(pw.c_str(), "w");
-    std::fputs("alice:{PLAIN}secret\n", f);
-    std::fclose(f);
+    testing::write_file(pw, "alice:{PLAIN}secret\n");
     st->add_account("alice");
     o.store = st;
     o.auth = auth::passwd_file::open(pw, pool).value();
-    auth::throttle::options fast;  // the delay itself is tested in tests/auth
-    fast.base_delay = fast.max_delay = std::chrono::milliseconds(1);
-    o.auth_throttle = std::make_shared<auth::throttle>(fast);
+    o.auth_throttle = testing::fast_throttle();
     srv = std::make_unique<pop3::server>(io.get_executor(), o,
                                          log::logger(std::make_shared<log::null_sink>(), log::level::off));
     pop3::listener_options lo;
@@ -83,7 +60,7 @@ struct fixture {
     }());
   }
 
-  std::string talk(std::string script) { return converse(io, ep, std::move(script)); }
+  std::string talk(std::string script) { return testing::converse(io, ep, std::move(script)); }
 };
 
 }  // namespace
@@ -166,7 +143,7 @@ TEST_CASE("plaintext login is refused without TLS unless the listener allows it"
   pop3::listener_options lo;
   lo.endpoint = {asio::ip::make_address("127.0.0.1"), 0};
   auto ep = srv.listen(lo).value();
-  auto out = converse(io, ep, "CAPA\r\nUSER a\r\nAUTH PLAIN\r\nQUIT\r\n");
+  auto out = testing::converse(io, ep, "CAPA\r\nUSER a\r\nAUTH PLAIN\r\nQUIT\r\n");
   CHECK(out.find("USER\r\n") == std::string::npos);
   CHECK(out.find("SASL") == std::string::npos);
   CHECK(out.find("-ERR [AUTH] Plaintext authentication disallowed") != std::string::npos);

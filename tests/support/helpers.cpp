@@ -51,4 +51,36 @@ std::string read_file(std::string const& path) {
   return ss.str();
 }
 
+void write_file(std::string const& path, std::string_view content) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+  if (!out) throw std::runtime_error("cannot write " + path);
+}
+
+std::string converse(asio::io_context& io, asio::ip::tcp::endpoint ep, std::string script) {
+  using namespace std::chrono_literals;
+  return run(io, [&]() -> task<std::string> {
+    auto s = co_await net::tcp_stream::connect(io.get_executor(), ep, 5s);
+    if (!s) throw std::runtime_error("connect: " + s.error().message());
+    (*s)->set_timeouts({5s, 5s});
+    if (auto w = co_await (*s)->write(std::string_view(script)); !w) throw std::runtime_error("write failed");
+    std::error_code ignored;
+    (*s)->socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    std::string out;
+    char buf[4096];
+    for (;;) {
+      auto n = co_await (*s)->read_some(buf);
+      if (!n || *n == 0) break;
+      out.append(buf, *n);
+    }
+    co_return out;
+  }());
+}
+
+std::shared_ptr<auth::throttle> fast_throttle() {
+  auth::throttle::options o;
+  o.base_delay = o.max_delay = std::chrono::milliseconds(1);
+  return std::make_shared<auth::throttle>(o);
+}
+
 }  // namespace mailroom::testing

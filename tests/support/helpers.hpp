@@ -11,6 +11,7 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 
+#include "mailroom/auth/throttle.hpp"
 #include "mailroom/core/task.hpp"
 #include "mailroom/net/tcp_stream.hpp"
 
@@ -54,5 +55,14 @@ class temp_dir {
 
 /// Reads a whole file; throws if it cannot.
 std::string read_file(std::string const& path);
+/// Writes a whole file; throws if it cannot.
+void write_file(std::string const& path, std::string_view content);
+
+/// Connects to ep, sends `script`, then EOF, and returns everything the server said until it
+/// closed (for line protocols: POP3, IMAP).
+std::string converse(asio::io_context& io, asio::ip::tcp::endpoint ep, std::string script);
+
+/// An AUTH failure throttle with 1 ms delays (the delay itself is tested in tests/auth).
+std::shared_ptr<auth::throttle> fast_throttle();
 
 }  // namespace mailroom::testing

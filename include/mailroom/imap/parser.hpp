@@ -71,6 +71,9 @@ class parser {
   /// After an IDLE command: the next line is expected to be "DONE"; returns true when it came,
   /// false when more bytes are needed; nullopt when the line was something else.
   std::optional<bool> take_done();
+  /// The next whole line (without its line end) for exchanges outside command syntax (SASL
+  /// continuations); nullopt until one is buffered. Lines over max_line are cut to it.
+  std::optional<std::string> take_line();
 
  private:
   event finish_command();

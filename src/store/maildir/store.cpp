@@ -582,11 +582,9 @@ class maildir_mailbox final : public mailbox {
     auto f = folder_;
     auto* view = &view_;
     auto job = [f, view, uids, op, &fl, unchanged_since]() { return f->set_flags(*view, uids, op, fl, unchanged_since); };
-    auto out = co_await acct_->pool().offload(std::move(job));
-    if (out) {
-      for (auto idx : out->changed) seen_modseq_ = std::max(seen_modseq_, view_[idx].modseq);
-    }
-    co_return out;
+    // seen_modseq_ stays: raising it would hide changes other sessions made meanwhile; the next
+    // sync reports our own change once more, which IMAP allows.
+    co_return co_await acct_->pool().offload(std::move(job));
   }
 
   task<result<std::vector<uid_t>>> expunge(std::optional<std::span<uid_t const>> only) override {

@@ -1,0 +1,1622 @@
+#include "mailroom/imap/server.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <ctime>
+
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include "mailroom/auth/sasl_exchange.hpp"
+#include "mailroom/core/base64.hpp"
+#include "mailroom/core/text.hpp"
+#include "mailroom/mime/message.hpp"
+#include "mailroom/net/error.hpp"
+#include "mailroom/net/server_core.hpp"
+#include "mailroom/net/tcp_stream.hpp"
+
+namespace mailroom::imap {
+
+struct server::impl {
+  impl(executor ex, server_options o, log::logger l)
+      : opts(std::move(o)), log(l.with_component("imap")),
+        core(std::make_shared<net::server_core>(ex, log, opts.max_connections,
+                                                "* BYE [UNAVAILABLE] Too many connections\r\n")) {
+    if (!opts.auth_throttle) opts.auth_throttle = std::make_shared<auth::throttle>();
+  }
+  server_options opts;
+  log::logger log;
+  std::shared_ptr<net::server_core> core;
+};
+
+namespace {
+
+constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
+constexpr char const* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+std::string make_session_id() {
+  static std::atomic<std::uint64_t> counter{0};
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "I%llX", static_cast<unsigned long long>(++counter));
+  return buf;
+}
+
+// A string as IMAP sends it: quoted when that is safe, else a literal.
+std::string astring(std::string_view s, bool utf8 = false) {
+  bool quotable = s.size() < 1024;
+  for (unsigned char c : s)
+    if (c == '"' || c == '\\' || c < ' ' || c == 0x7f || (c >= 0x80 && !utf8)) quotable = false;
+  if (quotable) return "\"" + std::string(s) + "\"";
+  return "{" + std::to_string(s.size()) + "}\r\n" + std::string(s);
+}
+
+std::string imap_date(std::int64_t t) {
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "\"%02d-%s-%04d %02d:%02d:%02d +0000\"", tm.tm_mday, months[tm.tm_mon],
+                tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return buf;
+}
+
+int month_of(std::string_view m) {
+  for (int i = 0; i < 12; ++i)
+    if (text::iequals(months[i], m)) return i;
+  return -1;
+}
+
+// "1-Feb-1994" (SEARCH) -> seconds at 00:00 UTC that day.
+std::optional<std::int64_t> parse_date(std::string_view s) {
+  auto d1 = s.find('-'), d2 = s.rfind('-');
+  if (d1 == std::string_view::npos || d2 == d1) return std::nullopt;
+  auto day = text::parse_uint(s.substr(0, d1), 31);
+  int mon = month_of(s.substr(d1 + 1, d2 - d1 - 1));
+  auto year = text::parse_uint(s.substr(d2 + 1), 9999);
+  if (!day || *day == 0 || mon < 0 || !year || *year < 1900) return std::nullopt;
+  std::tm tm{};
+  tm.tm_mday = static_cast<int>(*day);
+  tm.tm_mon = mon;
+  tm.tm_year = static_cast<int>(*year) - 1900;
+  return static_cast<std::int64_t>(timegm(&tm));
+}
+
+// APPEND's date-time: "17-Jul-1996 02:44:25 -0700".
+std::optional<std::int64_t> parse_date_time(std::string_view s) {
+  if (s.size() < 26) return std::nullopt;
+  auto day = s.substr(0, 2);
+  if (day[0] == ' ') day.remove_prefix(1);
+  auto date = parse_date(std::string(day) + std::string(s.substr(2, 9)));
+  if (!date || s[11] != ' ' || s[14] != ':' || s[17] != ':' || s[20] != ' ') return std::nullopt;
+  auto hh = text::parse_uint(s.substr(12, 2), 23), mm = text::parse_uint(s.substr(15, 2), 59),
+       ss = text::parse_uint(s.substr(18, 2), 60);
+  auto zh = text::parse_uint(s.substr(22, 2), 23), zm = text::parse_uint(s.substr(24, 2), 59);
+  if (!hh || !mm || !ss || !zh || !zm || (s[21] != '+' && s[21] != '-')) return std::nullopt;
+  std::int64_t zone = static_cast<std::int64_t>(*zh * 3600 + *zm * 60) * (s[21] == '-' ? -1 : 1);
+  return *date + static_cast<std::int64_t>(*hh * 3600 + *mm * 60 + *ss) - zone;
+}
+
+// IMAP LIST wildcards: '*' matches anything, '%' anything but the delimiter.
+bool wildcard(std::string_view pat, std::string_view name) {
+  if (pat.empty()) return name.empty();
+  if (pat[0] == '*' || pat[0] == '%') {
+    for (std::size_t i = 0; i <= name.size(); ++i) {
+      if (wildcard(pat.substr(1), name.substr(i))) return true;
+      if (i < name.size() && pat[0] == '%' && name[i] == store::delimiter) return false;
+    }
+    return false;
+  }
+  return !name.empty() && pat[0] == name[0] && wildcard(pat.substr(1), name.substr(1));
+}
+
+bool icontains(std::string_view hay, std::string_view needle) {
+  if (needle.empty()) return true;
+  auto it = std::search(hay.begin(), hay.end(), needle.begin(), needle.end(),
+                        [](char a, char b) { return text::to_lower(a) == text::to_lower(b); });
+  return it != hay.end();
+}
+
+// "MESSAGES 3 UIDNEXT 9" for the requested items; nullopt if one is unknown.
+std::optional<std::string> status_text(store::mailbox_status const& st, std::vector<std::string> const& wanted) {
+  std::string out;
+  for (auto const& s : wanted) {
+    std::uint64_t v = 0;
+    if (s == "MESSAGES") v = st.messages;
+    else if (s == "UIDNEXT") v = st.uidnext;
+    else if (s == "UIDVALIDITY") v = st.uidvalidity;
+    else if (s == "UNSEEN") v = st.unseen;
+    else if (s == "RECENT") v = st.recent;
+    else if (s == "SIZE") v = st.size;
+    else if (s == "DELETED") v = st.deleted;
+    else return std::nullopt;
+    out += (out.empty() ? "" : " ") + s + " " + std::to_string(v);
+  }
+  return out;
+}
+
+struct fetch_section {
+  std::string item_name;          // as echoed: "BODY[1.HEADER]" (partial origin added)
+  std::vector<unsigned> part;     // part numbers
+  std::string spec;               // "", "HEADER", "TEXT", "MIME", "HEADER.FIELDS", "HEADER.FIELDS.NOT"
+  std::vector<std::string> fields;
+  std::optional<std::pair<std::uint64_t, std::uint64_t>> partial;
+  bool peek = false;
+};
+
+struct fetch_request {
+  bool uid = false, flags = false, internaldate = false, size = false;
+  std::vector<fetch_section> sections;
+  bool needs_body() const { return !sections.empty(); }
+};
+
+class session final : public net::stoppable {
+ public:
+  session(server::impl& srv, std::unique_ptr<net::stream> s, asio::ip::tcp::endpoint remote, listener_options lo)
+      : opts_(srv.opts), stream_(std::move(s)), parser_(opts_.limits), remote_(remote), listener_(std::move(lo)),
+        log_(srv.log.with_id(make_session_id())), watchdog_(srv.core->get_executor()),
+        idle_done_(srv.core->get_executor()) {}
+
+  task<void> run();
+
+  void request_stop() noexcept override {
+    stop_ = true;
+    if (handshake_lower_) handshake_lower_->close();
+    else if (reading_ && stream_) stream_->cancel();
+  }
+  void force_close() noexcept override {
+    stop_ = true;
+    if (handshake_lower_) handshake_lower_->close();
+    else if (stream_) stream_->close();
+  }
+
+ private:
+  enum class state { not_authenticated, authenticated, selected };
+
+  void untagged(std::string_view line) {
+    out_ += "* ";
+    out_ += line;
+    out_ += "\r\n";
+  }
+  void tagged(std::string_view tag, std::string_view status, std::string_view text) {
+    out_ += tag;
+    out_ += ' ';
+    out_ += status;
+    out_ += ' ';
+    out_ += text;
+    out_ += "\r\n";
+  }
+  void ok(command const& c, std::string_view text = {}) {
+    tagged(c.tag, "OK", text.empty() ? std::string(c.uid ? "UID " : "") + c.name + " completed" : std::string(text));
+  }
+  void no(command const& c, std::string_view text) { tagged(c.tag, "NO", text); }
+  void bad(std::string_view tag, std::string_view text) {
+    tagged(tag.empty() ? "*" : tag, "BAD", text);
+    ++bad_count_;
+  }
+  task<result<void>> flush() {
+    if (out_.empty()) co_return result<void>{};
+    std::string data;
+    data.swap(out_);
+    co_return co_await stream_->write(std::string_view(data));
+  }
+
+  bool utf8() const noexcept { return utf8_; }
+  bool tls_available() const noexcept { return opts_.tls && !stream_->tls(); }
+  bool auth_allowed() const noexcept { return opts_.auth && (stream_->tls() || listener_.allow_plaintext_auth); }
+  std::string capabilities() const;
+
+  // The next event from the client: reads as needed, answers continuations.
+  task<result<parser::event>> next_event();
+  task<bool> start_tls();
+
+  task<void> dispatch(command& c);
+  task<void> do_login(command const& c);
+  task<void> do_authenticate(command const& c);
+  task<void> auth_failed(command const& c, bool malformed);
+  task<bool> login(command const& c, auth::identity who);
+  task<void> do_select(command const& c, bool read_only);
+  task<void> do_list(command const& c, bool lsub);
+  task<void> do_status(command const& c);
+  task<void> do_append(command const& c);
+  task<void> do_idle(command const& c);
+  task<void> do_fetch(command const& c);
+  task<void> do_store(command const& c);
+  task<void> do_search(command const& c);
+  task<void> do_copy(command const& c, bool move);
+  task<void> do_expunge(command const& c);
+  task<void> report_changes();
+  void report_expunged(std::vector<store::uid_t> const& uids);
+  void close_mailbox() {
+    mailbox_.reset();
+    state_ = state::authenticated;
+  }
+
+  // Mailbox names: UTF-8 inside; on the wire modified UTF-7 unless UTF8=ACCEPT is enabled.
+  std::optional<std::string> mailbox_arg(value const& v) const {
+    if (!v.is_string_like()) return std::nullopt;
+    if (utf8_) return text::is_valid_utf8(v.text) ? std::optional<std::string>(v.text) : std::nullopt;
+    return text::decode_mutf7(v.text);
+  }
+  std::string wire_name(std::string_view name) const { return astring(utf8_ ? std::string(name) : text::encode_mutf7(name), utf8_); }
+  void store_error(command const& c, std::error_code ec);
+
+  // Message sets -> indexes into the view.
+  std::optional<std::vector<std::size_t>> resolve_set(std::string_view set, bool uid) const;
+  std::optional<fetch_request> parse_fetch(std::vector<value> const& args, std::size_t from, bool uid, std::string& error);
+  task<result<std::string>> read_message(store::uid_t uid);
+  std::optional<std::string> section_bytes(std::string const& msg, fetch_section const& s);
+
+  server_options const& opts_;
+  std::unique_ptr<net::stream> stream_;
+  parser parser_;
+  asio::ip::tcp::endpoint remote_;
+  listener_options listener_;
+  log::logger log_;
+  asio::steady_timer watchdog_;
+  asio::steady_timer idle_done_;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+  net::stream* handshake_lower_ = nullptr;
+  std::string out_;
+  bool reading_ = false;
+  bool stop_ = false;
+  bool logout_ = false;
+  bool utf8_ = false;
+  bool rev2_ = false;
+  std::size_t bad_count_ = 0;
+  std::size_t auth_failures_ = 0;
+  state state_ = state::not_authenticated;
+  std::string account_name_;
+  std::shared_ptr<store::account> account_;
+  std::unique_ptr<store::mailbox> mailbox_;
+  std::vector<char> read_buf_ = std::vector<char>(16 * 1024);
+};
+
+std::string session::capabilities() const {
+  std::string c = "CAPABILITY IMAP4rev2 IMAP4rev1 LITERAL- SASL-IR ENABLE ID IDLE NAMESPACE UIDPLUS MOVE UNSELECT "
+                  "SPECIAL-USE LIST-STATUS UTF8=ACCEPT APPENDLIMIT=" + std::to_string(opts_.limits.max_append_literal);
+  if (state_ == state::not_authenticated) {
+    if (tls_available()) c += " STARTTLS";
+    if (!auth_allowed()) {
+      c += " LOGINDISABLED";
+    } else {
+      for (auto const& m : opts_.auth_mechanisms) {
+        if (text::iequals(m, "SCRAM-SHA-256") && !opts_.auth->supports_scram()) continue;
+        c += " AUTH=" + text::to_upper(m);
+      }
+    }
+  }
+  return c;
+}
+
+task<result<parser::event>> session::next_event() {
+  for (;;) {
+    auto e = parser_.next();
+    if (e.k == parser::event::kind::continuation) {
+      out_ += "+ Ready for literal data\r\n";
+      if (auto w = co_await flush(); !w) co_return fail(w.error());
+      continue;
+    }
+    if (e.k != parser::event::kind::need_more) co_return e;
+    if (auto w = co_await flush(); !w) co_return fail(w.error());
+    reading_ = true;
+    auto n = co_await stream_->read_some(read_buf_);
+    reading_ = false;
+    if (!n) co_return fail(n.error());
+    parser_.feed(std::string_view(read_buf_.data(), *n));
+  }
+}
+
+task<bool> session::start_tls() {
+  handshake_lower_ = stream_.get();
+  bool fired = false;
+  watchdog_.expires_after(opts_.tls_handshake_timeout);
+  watchdog_.async_wait([this, &fired, alive = std::weak_ptr<int>(alive_)](std::error_code ec) {
+    if (ec || alive.expired() || !handshake_lower_) return;
+    fired = true;
+    handshake_lower_->close();
+  });
+  auto t = co_await net::tls::accept(opts_.tls, std::move(stream_));
+  watchdog_.cancel();
+  handshake_lower_ = nullptr;
+  if (!t) {
+    log_.info("TLS handshake failed", {{"error", fired ? "timeout" : t.error().message()}});
+    co_return false;
+  }
+  stream_ = std::move(*t);
+  stream_->set_timeouts({opts_.login_timeout, opts_.command_timeout});
+  co_return true;
+}
+
+task<void> session::run() {
+  stream_->set_timeouts({opts_.login_timeout, opts_.command_timeout});
+  if (log_.enabled(log::level::info))
+    log_.info("connect", {{"client", remote_.address().to_string() + ":" + std::to_string(remote_.port())}});
+  if (listener_.implicit_tls && (!opts_.tls || !co_await start_tls())) {
+    if (!opts_.tls) log_.error("implicit TLS listener without a TLS context");
+    if (stream_) stream_->close();
+    co_return;
+  }
+  untagged("OK [" + capabilities() + "] mailroom IMAP ready");
+  while (!logout_ && !stop_) {
+    auto e = co_await next_event();
+    if (!e) {
+      if (e.error() == net::errc::timeout) untagged("BYE Autologout; idle for too long");
+      else if (!(e.error() == asio::error::operation_aborted && stop_))
+        log_.info("connection lost", {{"error", e.error().message()}});
+      break;
+    }
+    if (e->k == parser::event::kind::error) {
+      bad(e->tag, e->message);
+      if (e->fatal) {
+        untagged("BYE Cannot continue reading this connection");
+        break;
+      }
+    } else {
+      try {
+        co_await dispatch(e->cmd);
+      } catch (std::exception const& ex) {
+        log_.error("session failed", {{"error", ex.what()}});
+        untagged("BYE Internal error");
+        logout_ = true;
+      }
+    }
+    if (state_ == state::not_authenticated && bad_count_ >= opts_.max_bad_before_login) {
+      untagged("BYE Too many invalid commands");
+      break;
+    }
+    if (bad_count_ >= opts_.max_bad_commands) {
+      untagged("BYE Too many invalid commands");
+      break;
+    }
+  }
+  if (stop_ && !logout_) untagged("BYE Server shutting down");
+  if (stream_) {
+    co_await flush();
+    co_await stream_->shutdown();
+    stream_->close();
+  }
+  log_.info("disconnect", {{"user", account_name_}});
+}
+
+void session::store_error(command const& c, std::error_code ec) {
+  if (ec == store::errc::no_such_mailbox) no(c, "[NONEXISTENT] No such mailbox");
+  else if (ec == store::errc::mailbox_exists) no(c, "[ALREADYEXISTS] Mailbox already exists");
+  else if (ec == store::errc::invalid_name || ec == store::errc::cannot) no(c, "[CANNOT] " + ec.message());
+  else if (ec == store::errc::has_children) no(c, "[CANNOT] Mailbox has inferior mailboxes");
+  else if (ec == store::errc::over_quota) no(c, "[OVERQUOTA] Quota exceeded");
+  else if (ec == store::errc::too_many_keywords) no(c, "[LIMIT] Too many keywords");
+  else {
+    log_.warning("store failed", {{"command", c.name}, {"error", ec.message()}});
+    no(c, "[SERVERBUG] Internal error, try again later");
+  }
+}
+
+task<void> session::dispatch(command& c) {
+  auto const& n = c.name;
+  auto argc = c.args.size();
+  // Any state.
+  if (n == "CAPABILITY" && argc == 0 && !c.uid) {
+    untagged(capabilities());
+    ok(c);
+    co_return;
+  }
+  if (n == "NOOP" && argc == 0 && !c.uid) {
+    if (state_ == state::selected) co_await report_changes();
+    ok(c);
+    co_return;
+  }
+  if (n == "LOGOUT" && argc == 0 && !c.uid) {
+    untagged("BYE Logging out");
+    ok(c);
+    logout_ = true;
+    co_return;
+  }
+  if (n == "ID" && argc == 1 && !c.uid) {
+    untagged("ID (\"name\" \"mailroom\")");
+    ok(c);
+    co_return;
+  }
+  if (state_ == state::not_authenticated) {
+    if (n == "STARTTLS" && argc == 0 && !c.uid) {
+      if (!tls_available()) {
+        bad(c.tag, "TLS is not available or already active");
+        co_return;
+      }
+      ok(c, "Begin TLS negotiation now");
+      if (auto w = co_await flush(); !w) {
+        logout_ = true;
+        co_return;
+      }
+      parser_.discard_buffered();  // nothing pipelined before the handshake may survive it
+      if (!co_await start_tls()) logout_ = true;
+      co_return;
+    }
+    if (n == "LOGIN" && argc == 2 && !c.uid) {
+      co_await do_login(c);
+      co_return;
+    }
+    if (n == "AUTHENTICATE" && (argc == 1 || argc == 2) && !c.uid) {
+      co_await do_authenticate(c);
+      co_return;
+    }
+    bad(c.tag, "Command unknown or not valid before login");
+    co_return;
+  }
+  // Authenticated or selected.
+  if (!c.uid) {
+    if (n == "ENABLE" && argc >= 1) {
+      std::string enabled;
+      for (auto const& a : c.args) {
+        if (a.is_atom("IMAP4REV2") && !rev2_) {
+          rev2_ = utf8_ = true;
+          enabled += " IMAP4rev2";
+        } else if (a.is_atom("UTF8=ACCEPT") && !utf8_) {
+          utf8_ = true;
+          enabled += " UTF8=ACCEPT";
+        }
+      }
+      untagged("ENABLED" + enabled);
+      ok(c);
+      co_return;
+    }
+    if ((n == "SELECT" || n == "EXAMINE") && argc >= 1) {
+      co_await do_select(c, n == "EXAMINE");
+      co_return;
+    }
+    if ((n == "CREATE" || n == "DELETE" || n == "SUBSCRIBE" || n == "UNSUBSCRIBE") && argc >= 1) {
+      auto name = mailbox_arg(c.args[0]);
+      if (!name) {
+        bad(c.tag, "Invalid mailbox name");
+        co_return;
+      }
+      result<void> r;
+      if (n == "CREATE") {
+        auto use = store::special_use::none;
+        // CREATE name (USE (\Sent)) — RFC 6154.
+        if (argc == 2 && c.args[1].k == value::kind::list && c.args[1].items.size() == 2 &&
+            c.args[1].items[0].is_atom("USE") && c.args[1].items[1].k == value::kind::list &&
+            c.args[1].items[1].items.size() == 1) {
+          auto u = store::parse_special_use(c.args[1].items[1].items[0].text);
+          if (!u) {
+            no(c, "[USEATTR] Unsupported special-use attribute");
+            co_return;
+          }
+          use = *u;
+        }
+        std::string trimmed = *name;
+        if (!trimmed.empty() && trimmed.back() == store::delimiter) trimmed.pop_back();
+        r = co_await account_->create(trimmed, use);
+      } else if (n == "DELETE") {
+        if (mailbox_ && mailbox_->name() == store::normalize_name(*name).value_or(std::string())) close_mailbox();
+        r = co_await account_->remove(*name);
+      } else {
+        r = co_await account_->subscribe(*name, n == "SUBSCRIBE");
+      }
+      if (!r) store_error(c, r.error());
+      else ok(c);
+      co_return;
+    }
+    if (n == "RENAME" && argc == 2) {
+      auto from = mailbox_arg(c.args[0]);
+      auto to = mailbox_arg(c.args[1]);
+      if (!from || !to) {
+        bad(c.tag, "Invalid mailbox name");
+        co_return;
+      }
+      auto r = co_await account_->rename(*from, *to);
+      if (!r) store_error(c, r.error());
+      else ok(c);
+      co_return;
+    }
+    if ((n == "LIST" || n == "LSUB") && argc >= 2) {
+      co_await do_list(c, n == "LSUB");
+      co_return;
+    }
+    if (n == "NAMESPACE" && argc == 0) {
+      untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
+      ok(c);
+      co_return;
+    }
+    if (n == "STATUS" && argc == 2) {
+      co_await do_status(c);
+      co_return;
+    }
+    if (n == "APPEND" && argc >= 2) {
+      co_await do_append(c);
+      co_return;
+    }
+    if (n == "IDLE" && argc == 0) {
+      co_await do_idle(c);
+      co_return;
+    }
+  }
+  if (state_ == state::selected) {
+    if (!c.uid && (n == "CHECK" || n == "CLOSE" || n == "UNSELECT") && argc == 0) {
+      if (n == "CHECK") {
+        co_await report_changes();
+      } else {
+        if (n == "CLOSE" && !mailbox_->read_only()) (void)co_await mailbox_->expunge();  // silently
+        close_mailbox();
+      }
+      ok(c);
+      co_return;
+    }
+    if (n == "EXPUNGE" && ((!c.uid && argc == 0) || (c.uid && argc == 1))) {
+      co_await do_expunge(c);
+      co_return;
+    }
+    if (n == "FETCH" && argc >= 2) {
+      co_await do_fetch(c);
+      co_return;
+    }
+    if (n == "STORE" && argc == 3) {
+      co_await do_store(c);
+      co_return;
+    }
+    if (n == "SEARCH" && argc >= 1) {
+      co_await do_search(c);
+      co_return;
+    }
+    if ((n == "COPY" || n == "MOVE") && argc == 2) {
+      co_await do_copy(c, n == "MOVE");
+      co_return;
+    }
+  }
+  bad(c.tag, "Command unknown, not valid in this state, or with wrong arguments");
+}
+
+task<void> session::auth_failed(command const& c, bool malformed) {
+  ++auth_failures_;
+  log_.notice("authentication failed", {{"client", remote_.address().to_string()}});
+  if (auto delay = opts_.auth_throttle->failure(remote_.address()); delay.count() > 0) {
+    asio::steady_timer t(stream_->get_executor(), delay);
+    co_await t.async_wait(use_tuple);
+  }
+  if (malformed) bad(c.tag, "Malformed authentication data");
+  else no(c, "[AUTHENTICATIONFAILED] Authentication failed");
+  if (auth_failures_ >= opts_.max_auth_failures) {
+    untagged("BYE Too many failed authentications");
+    logout_ = true;
+  }
+}
+
+task<bool> session::login(command const& c, auth::identity who) {
+  opts_.auth_throttle->success(remote_.address());
+  auto name = opts_.account_for ? opts_.account_for(who) : who.user;
+  auto acct = co_await opts_.store->open_account(name);
+  if (!acct) {
+    log_.warning("no mailbox for user", {{"user", who.user}, {"account", name}, {"error", acct.error().message()}});
+    no(c, acct.error() == store::errc::no_such_account ? "[AUTHORIZATIONFAILED] No mailbox for this user"
+                                                       : "[UNAVAILABLE] Mailbox not available");
+    co_return false;
+  }
+  account_ = std::move(*acct);
+  account_name_ = name;
+  state_ = state::authenticated;
+  stream_->set_timeouts({opts_.command_timeout, opts_.command_timeout});
+  log_.info("logged in", {{"user", who.user}});
+  ok(c, "[" + capabilities() + "] Logged in");
+  co_return true;
+}
+
+task<void> session::do_login(command const& c) {
+  if (!auth_allowed()) {
+    no(c, "[PRIVACYREQUIRED] LOGIN is disabled without TLS (use STARTTLS)");
+    co_return;
+  }
+  if (!c.args[0].is_string_like() || !c.args[1].is_string_like()) {
+    bad(c.tag, "LOGIN needs a user name and a password");
+    co_return;
+  }
+  sasl::credentials creds{{}, c.args[0].text, c.args[1].text};
+  auto who = co_await opts_.auth->authenticate(creds);
+  if (!who) {
+    if (who.error() != mailroom::errc::unknown_credentials && who.error() != mailroom::errc::bad_credentials) {
+      log_.warning("auth backend failed", {{"error", who.error().message()}});
+      no(c, "[UNAVAILABLE] Temporary authentication failure");
+      co_return;
+    }
+    co_await auth_failed(c, false);
+    co_return;
+  }
+  co_await login(c, std::move(*who));
+}
+
+task<void> session::do_authenticate(command const& c) {
+  if (!auth_allowed()) {
+    no(c, "[PRIVACYREQUIRED] Authentication is disabled without TLS (use STARTTLS)");
+    co_return;
+  }
+  auto name = text::to_upper(c.args[0].text);
+  bool offered = false;
+  for (auto const& m : opts_.auth_mechanisms)
+    if (text::iequals(m, name) && (name != "SCRAM-SHA-256" || opts_.auth->supports_scram())) offered = true;
+  auto mech = offered ? sasl::make_server_mechanism(name) : result<std::unique_ptr<sasl::server_mechanism>>(fail(mailroom::errc::unsupported));
+  if (!mech) {
+    no(c, "[CANNOT] Unsupported authentication mechanism");
+    co_return;
+  }
+  std::optional<std::string> initial;
+  if (c.args.size() == 2) {
+    if (c.args[1].text == "=") {
+      initial = std::string();
+    } else {
+      auto d = base64::decode(c.args[1].text);
+      if (!d) {
+        co_await auth_failed(c, true);
+        co_return;
+      }
+      initial = std::move(*d);
+    }
+  }
+  // Continuation lines are raw: read them past the command parser's tokenizer.
+  auth::sasl_challenge_fn challenge = [this](std::string_view data) -> task<result<std::optional<std::string>>> {
+    out_ += "+ " + base64::encode(data) + "\r\n";
+    for (;;) {
+      auto line = parser_.take_line();
+      if (line) {
+        if (*line == "*") co_return std::optional<std::string>{};
+        auto d = base64::decode(*line);
+        if (!d) co_return fail(mailroom::errc::invalid_argument);
+        co_return std::optional<std::string>(std::move(*d));
+      }
+      if (parser_.buffered() > 16384) co_return fail(mailroom::errc::invalid_argument);
+      if (auto w = co_await flush(); !w) co_return fail(w.error());
+      reading_ = true;
+      auto n = co_await stream_->read_some(read_buf_);
+      reading_ = false;
+      if (!n) co_return fail(n.error());
+      parser_.feed(std::string_view(read_buf_.data(), *n));
+    }
+  };
+  auto outcome = co_await auth::run_sasl(**mech, *opts_.auth, std::move(initial), challenge);
+  switch (outcome.k) {
+    case auth::sasl_outcome::kind::success:
+      co_await login(c, std::move(outcome.who));
+      co_return;
+    case auth::sasl_outcome::kind::cancelled:
+      bad(c.tag, "Authentication cancelled");
+      co_return;
+    case auth::sasl_outcome::kind::temporary:
+      no(c, "[UNAVAILABLE] Temporary authentication failure");
+      co_return;
+    case auth::sasl_outcome::kind::io_error:
+      logout_ = true;
+      co_return;
+    case auth::sasl_outcome::kind::malformed:
+      co_await auth_failed(c, true);
+      co_return;
+    case auth::sasl_outcome::kind::failed:
+      co_await auth_failed(c, false);
+      co_return;
+  }
+}
+
+task<void> session::do_select(command const& c, bool read_only) {
+  close_mailbox();  // a failed SELECT leaves no mailbox selected (RFC 9051 6.3.2)
+  auto name = mailbox_arg(c.args[0]);
+  if (!name) {
+    bad(c.tag, "Invalid mailbox name");
+    co_return;
+  }
+  auto mb = co_await account_->open(*name, read_only);
+  if (!mb) {
+    store_error(c, mb.error());
+    co_return;
+  }
+  mailbox_ = std::move(*mb);
+  state_ = state::selected;
+  std::size_t recent = 0;
+  for (auto const& m : mailbox_->messages()) recent += m.recent ? 1 : 0;
+  untagged("FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)");
+  untagged(std::string("OK [PERMANENTFLAGS (") + (read_only ? "" : "\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*") +
+           ")] Flags permitted");
+  untagged(std::to_string(mailbox_->messages().size()) + " EXISTS");
+  if (!rev2_) untagged(std::to_string(recent) + " RECENT");
+  untagged("OK [UIDVALIDITY " + std::to_string(mailbox_->uidvalidity()) + "] UIDs valid");
+  untagged("OK [UIDNEXT " + std::to_string(mailbox_->uidnext()) + "] Predicted next UID");
+  if (rev2_) untagged("LIST () \"/\" " + wire_name(mailbox_->name()));
+  ok(c, read_only ? "[READ-ONLY] EXAMINE completed" : "[READ-WRITE] SELECT completed");
+}
+
+task<void> session::do_list(command const& c, bool lsub) {
+  // LIST [selection options] reference pattern [RETURN (...)]
+  std::size_t i = 0;
+  if (!lsub && c.args[0].k == value::kind::list) ++i;  // selection options: accepted, not applied
+  if (c.args.size() < i + 2) {
+    bad(c.tag, "LIST needs a reference and a pattern");
+    co_return;
+  }
+  auto ref = mailbox_arg(c.args[i]);
+  std::vector<std::string> patterns;
+  if (c.args[i + 1].k == value::kind::list) {
+    for (auto const& p : c.args[i + 1].items)
+      if (auto d = mailbox_arg(p)) patterns.push_back(*d);
+  } else if (auto d = mailbox_arg(c.args[i + 1])) {
+    patterns.push_back(*d);
+  }
+  std::vector<std::string> status_items;
+  for (std::size_t k = i + 2; k + 1 < c.args.size(); ++k)
+    if (c.args[k].is_atom("RETURN") && c.args[k + 1].k == value::kind::list)
+      for (auto const& r : c.args[k + 1].items)
+        if (r.is_atom("STATUS") || r.k == value::kind::list)
+          for (auto const& s : r.items) status_items.push_back(text::to_upper(s.text));
+  if (!ref || patterns.empty()) {
+    bad(c.tag, "Invalid reference or pattern");
+    co_return;
+  }
+  if (patterns.size() == 1 && patterns[0].empty()) {  // the hierarchy delimiter
+    untagged(std::string(lsub ? "LSUB" : "LIST") + " (\\Noselect) \"/\" \"\"");
+    ok(c);
+    co_return;
+  }
+  auto list = co_await account_->list();
+  if (!list) {
+    store_error(c, list.error());
+    co_return;
+  }
+  for (auto const& m : *list) {
+    if (lsub && !m.subscribed) continue;
+    bool match = false;
+    for (auto const& p : patterns) {
+      auto full = *ref + p;
+      if (text::istarts_with(full, "INBOX") && (full.size() == 5 || full[5] == store::delimiter))
+        full.replace(0, 5, "INBOX");
+      if (wildcard(full, m.name)) match = true;
+    }
+    if (!match) continue;
+    std::string attrs = m.has_children ? "\\HasChildren" : "\\HasNoChildren";
+    if (m.use != store::special_use::none) attrs += " " + std::string(store::to_imap(m.use));
+    if (m.subscribed && !lsub) attrs += " \\Subscribed";
+    untagged(std::string(lsub ? "LSUB" : "LIST") + " (" + attrs + ") \"/\" " + wire_name(m.name));
+    if (!status_items.empty()) {
+      auto st = co_await account_->status(m.name);
+      if (auto items = st ? status_text(*st, status_items) : std::nullopt)
+        untagged("STATUS " + wire_name(m.name) + " (" + *items + ")");
+    }
+  }
+  ok(c);
+}
+
+task<void> session::do_status(command const& c) {
+  auto name = mailbox_arg(c.args[0]);
+  if (!name || c.args[1].k != value::kind::list || c.args[1].items.empty()) {
+    bad(c.tag, "STATUS needs a mailbox and a list of items");
+    co_return;
+  }
+  auto st = co_await account_->status(*name);
+  if (!st) {
+    store_error(c, st.error());
+    co_return;
+  }
+  std::vector<std::string> wanted;
+  for (auto const& item : c.args[1].items) wanted.push_back(text::to_upper(item.text));
+  auto items = status_text(*st, wanted);
+  if (!items) {
+    bad(c.tag, "Unknown STATUS item");
+    co_return;
+  }
+  untagged("STATUS " + wire_name(*name) + " (" + *items + ")");
+  if (state_ == state::selected) co_await report_changes();
+  ok(c);
+}
+
+task<void> session::do_append(command const& c) {
+  auto name = mailbox_arg(c.args[0]);
+  if (!name || !c.args.back().is_string_like() || c.args.size() > 4) {
+    bad(c.tag, "APPEND needs a mailbox and a message");
+    co_return;
+  }
+  store::append_options o;
+  for (std::size_t i = 1; i + 1 < c.args.size(); ++i) {
+    auto const& a = c.args[i];
+    if (a.k == value::kind::list) {
+      for (auto const& f : a.items)
+        if (!o.flags.add_imap(f.text)) {
+          bad(c.tag, "Invalid flag " + f.text);
+          co_return;
+        }
+    } else if (a.k == value::kind::string) {
+      o.internal_date = parse_date_time(a.text);
+      if (!o.internal_date) {
+        bad(c.tag, "Invalid date-time");
+        co_return;
+      }
+    } else {
+      bad(c.tag, "Invalid APPEND argument");
+      co_return;
+    }
+  }
+  auto ap = co_await account_->append(*name, o);
+  if (!ap) {
+    if (ap.error() == store::errc::no_such_mailbox) no(c, "[TRYCREATE] No such mailbox");
+    else store_error(c, ap.error());
+    co_return;
+  }
+  if (auto w = (*ap)->write(c.args.back().text); !w) {
+    store_error(c, w.error());
+    co_return;
+  }
+  auto r = co_await (*ap)->commit();
+  if (!r) {
+    store_error(c, r.error());
+    co_return;
+  }
+  if (state_ == state::selected) co_await report_changes();
+  ok(c, "[APPENDUID " + std::to_string(r->uidvalidity) + " " + std::to_string(r->uid) + "] APPEND completed");
+}
+
+void session::report_expunged(std::vector<store::uid_t> const& gone) {
+  // Sequence numbers as the client knows them, shifting after each EXPUNGE.
+  std::vector<store::uid_t> known;
+  for (auto const& m : mailbox_->messages()) known.push_back(m.uid);
+  known.insert(known.end(), gone.begin(), gone.end());
+  std::sort(known.begin(), known.end());
+  for (auto uid : gone) {
+    auto it = std::lower_bound(known.begin(), known.end(), uid);
+    untagged(std::to_string(it - known.begin() + 1) + " EXPUNGE");
+    known.erase(it);
+  }
+}
+
+task<void> session::report_changes() {
+  auto before = mailbox_->messages().size();
+  auto ch = co_await mailbox_->sync();
+  if (!ch) {
+    log_.warning("sync failed", {{"error", ch.error().message()}});
+    co_return;
+  }
+  if (ch->uidvalidity_changed) {
+    untagged("BYE [UIDVALIDITY] The mailbox was deleted or reset");
+    logout_ = true;
+    co_return;
+  }
+  report_expunged(ch->expunged);
+  auto const& msgs = mailbox_->messages();
+  bool grew = msgs.size() != before - ch->expunged.size();
+  if (grew) untagged(std::to_string(msgs.size()) + " EXISTS");
+  auto known = before - ch->expunged.size();
+  std::size_t recent = 0;
+  for (auto idx : ch->changed) {
+    if (idx < known)
+      untagged(std::to_string(idx + 1) + " FETCH (UID " + std::to_string(msgs[idx].uid) + " FLAGS (" +
+               msgs[idx].flags.to_imap() + "))");
+  }
+  if (grew && !rev2_) {
+    for (auto const& m : msgs) recent += m.recent ? 1 : 0;
+    untagged(std::to_string(recent) + " RECENT");
+  }
+}
+
+task<void> session::do_idle(command const& c) {
+  out_ += "+ idling\r\n";
+  if (auto w = co_await flush(); !w) {
+    logout_ = true;
+    co_return;
+  }
+  // The watcher reports changes while this coroutine waits for DONE: one write and one read
+  // may run at once on a net::stream.
+  bool idling = true;
+  bool watcher_running = state_ == state::selected;
+  asio::cancellation_signal stop_watch;
+  if (watcher_running) {
+    auto watcher = [this, &idling]() -> task<void> {
+      while (idling) {
+        co_await mailbox_->wait_for_change(std::chrono::minutes(1));
+        if (!idling) break;
+        co_await report_changes();
+        if (!idling) break;
+        if (auto w = co_await flush(); !w) break;
+      }
+    };
+    asio::co_spawn(stream_->get_executor(), watcher,
+                   asio::bind_cancellation_slot(stop_watch.slot(), [this, &watcher_running](std::exception_ptr) {
+                     watcher_running = false;
+                     idle_done_.cancel();
+                   }));
+  }
+  bool done = false;
+  std::error_code err;
+  for (;;) {
+    auto d = parser_.take_done();
+    if (d && *d) {
+      done = true;
+      break;
+    }
+    if (!d) break;  // something other than DONE
+    reading_ = true;
+    auto n = co_await stream_->read_some(read_buf_);
+    reading_ = false;
+    if (!n) {
+      err = n.error();
+      break;
+    }
+    parser_.feed(std::string_view(read_buf_.data(), *n));
+  }
+  idling = false;
+  if (watcher_running) {
+    stop_watch.emit(asio::cancellation_type::terminal);
+    while (watcher_running) {
+      idle_done_.expires_after(std::chrono::seconds(5));
+      co_await idle_done_.async_wait(use_tuple);
+    }
+  }
+  if (err) {
+    if (err == net::errc::timeout) untagged("BYE Autologout; idle for too long");
+    logout_ = true;
+    co_return;
+  }
+  if (!done) {
+    bad(c.tag, "Expected DONE");
+    co_return;
+  }
+  ok(c, "IDLE terminated");
+}
+
+std::optional<std::vector<std::size_t>> session::resolve_set(std::string_view set, bool uid) const {
+  auto const& msgs = mailbox_->messages();
+  if (set == "$") return std::nullopt;  // SEARCHRES is not offered
+  std::uint32_t max = uid ? (msgs.empty() ? 0 : msgs.back().uid) : static_cast<std::uint32_t>(msgs.size());
+  auto ranges = parse_sequence_set(set, max);
+  if (!ranges) return std::nullopt;
+  std::vector<std::size_t> out;
+  if (uid) {
+    for (std::size_t i = 0; i < msgs.size(); ++i)
+      if (contains(*ranges, msgs[i].uid)) out.push_back(i);
+  } else {
+    for (auto const& r : *ranges) {
+      if (r.first > msgs.size()) return std::nullopt;  // no such message
+      for (auto n = r.first; n <= std::min<std::uint32_t>(r.last, static_cast<std::uint32_t>(msgs.size())); ++n)
+        out.push_back(n - 1);
+      if (r.last > msgs.size()) return std::nullopt;
+    }
+  }
+  return out;
+}
+
+std::optional<fetch_request> session::parse_fetch(std::vector<value> const& args, std::size_t from, bool uid,
+                                                  std::string& error) {
+  fetch_request r;
+  r.uid = uid;
+  std::vector<value const*> items;
+  if (args[from].k == value::kind::list) {
+    for (auto const& i : args[from].items) items.push_back(&i);
+  } else {
+    items.push_back(&args[from]);
+  }
+  for (auto const* v : items) {
+    auto up = text::to_upper(v->text);
+    if (v->k != value::kind::atom) {
+      error = "Invalid fetch item";
+      return std::nullopt;
+    }
+    if (up == "ALL" || up == "FULL") {
+      error = "ENVELOPE is not supported yet";
+      return std::nullopt;
+    }
+    if (up == "FAST") {
+      r.flags = r.internaldate = r.size = true;
+    } else if (up == "UID") {
+      r.uid = true;
+    } else if (up == "FLAGS") {
+      r.flags = true;
+    } else if (up == "INTERNALDATE") {
+      r.internaldate = true;
+    } else if (up == "RFC822.SIZE") {
+      r.size = true;
+    } else if (up == "RFC822" || up == "RFC822.HEADER" || up == "RFC822.TEXT") {
+      fetch_section s;
+      s.item_name = up;
+      s.spec = up == "RFC822" ? "" : up == "RFC822.HEADER" ? "HEADER" : "TEXT";
+      s.peek = up == "RFC822.HEADER";
+      r.sections.push_back(std::move(s));
+    } else if (text::istarts_with(up, "BODY[") || text::istarts_with(up, "BODY.PEEK[")) {
+      fetch_section s;
+      s.peek = text::istarts_with(up, "BODY.PEEK[");
+      auto open = up.find('['), close = up.rfind(']');
+      if (close == std::string::npos || close < open) {
+        error = "Invalid section";
+        return std::nullopt;
+      }
+      std::string_view sec = std::string_view(v->text).substr(open + 1, close - open - 1);
+      // Part numbers first: "1.2.HEADER"
+      while (!sec.empty() && sec[0] >= '0' && sec[0] <= '9') {
+        auto dot = sec.find('.');
+        auto num = text::parse_uint(sec.substr(0, dot), 100000);
+        if (!num || *num == 0 || s.part.size() >= 100) {
+          error = "Invalid section part";
+          return std::nullopt;
+        }
+        s.part.push_back(static_cast<unsigned>(*num));
+        sec = dot == std::string_view::npos ? std::string_view{} : sec.substr(dot + 1);
+      }
+      auto fields_open = sec.find(' ');
+      s.spec = text::to_upper(sec.substr(0, fields_open));
+      if (s.spec == "HEADER.FIELDS" || s.spec == "HEADER.FIELDS.NOT") {
+        auto list = sec.substr(fields_open == std::string_view::npos ? sec.size() : fields_open + 1);
+        if (list.size() < 2 || list.front() != '(' || list.back() != ')') {
+          error = "Invalid header field list";
+          return std::nullopt;
+        }
+        list = list.substr(1, list.size() - 2);
+        while (!list.empty()) {
+          auto sp = list.find(' ');
+          auto f = list.substr(0, sp);
+          if (f.size() >= 2 && f.front() == '"' && f.back() == '"') f = f.substr(1, f.size() - 2);
+          if (!f.empty()) s.fields.emplace_back(f);
+          list = sp == std::string_view::npos ? std::string_view{} : list.substr(sp + 1);
+        }
+      } else if (!s.spec.empty() && s.spec != "HEADER" && s.spec != "TEXT" && s.spec != "MIME") {
+        error = "Invalid section";
+        return std::nullopt;
+      }
+      if (s.spec == "MIME" && s.part.empty()) {
+        error = "MIME needs a part number";
+        return std::nullopt;
+      }
+      auto rest = std::string_view(v->text).substr(close + 1);
+      s.item_name = "BODY[" + std::string(std::string_view(v->text).substr(open + 1, close - open - 1)) + "]";
+      if (!rest.empty()) {  // <origin.count>
+        auto dot = rest.find('.');
+        if (rest.front() != '<' || rest.back() != '>' || dot == std::string_view::npos) {
+          error = "Invalid partial";
+          return std::nullopt;
+        }
+        auto o = text::parse_uint(rest.substr(1, dot - 1));
+        auto n = text::parse_uint(rest.substr(dot + 1, rest.size() - dot - 2));
+        if (!o || !n || *n == 0) {
+          error = "Invalid partial";
+          return std::nullopt;
+        }
+        s.partial = {*o, *n};
+        s.item_name += "<" + std::to_string(*o) + ">";
+      }
+      r.sections.push_back(std::move(s));
+    } else if (up == "ENVELOPE" || up == "BODYSTRUCTURE" || up == "BODY" || text::istarts_with(up, "BINARY")) {
+      error = up + " is not supported yet";
+      return std::nullopt;
+    } else {
+      error = "Unknown fetch item " + v->text;
+      return std::nullopt;
+    }
+  }
+  return r;
+}
+
+task<result<std::string>> session::read_message(store::uid_t uid) {
+  auto r = co_await mailbox_->open(uid);
+  if (!r) co_return fail(r.error());
+  std::string out;
+  out.reserve((*r)->size());
+  for (;;) {
+    auto n = co_await (*r)->read(read_buf_);
+    if (!n) co_return fail(n.error());
+    if (*n == 0) break;
+    out.append(read_buf_.data(), *n);
+  }
+  co_return out;
+}
+
+std::optional<std::string> session::section_bytes(std::string const& msg, fetch_section const& s) {
+  std::string_view whole = msg;
+  std::size_t head_begin = 0, body_begin = 0, end = msg.size();
+  std::optional<mime::part> tree;
+  if (!s.part.empty() || s.spec == "MIME") {
+    auto parsed = mime::parse(msg);
+    if (!parsed) return std::nullopt;
+    tree = std::move(*parsed);
+    mime::part const* p = &*tree;
+    for (std::size_t i = 0; i < s.part.size(); ++i) {
+      auto n = s.part[i];
+      if (p->is_message() && !p->children.empty()) p = &p->children[0];  // parts of an attached message
+      if (p->multipart()) {
+        if (n > p->children.size()) return std::string();
+        p = &p->children[n - 1];
+      } else if (n != 1) {
+        return std::string();
+      }
+    }
+    head_begin = p->begin;
+    body_begin = p->body_begin;
+    end = p->end;
+    if ((s.spec == "HEADER" || s.spec == "TEXT" || s.spec.starts_with("HEADER.FIELDS")) && p->is_message() &&
+        !p->children.empty()) {
+      head_begin = p->children[0].begin;
+      body_begin = p->children[0].body_begin;
+      end = p->children[0].end;
+    } else if (s.spec.empty() || s.spec == "MIME") {
+      if (s.spec.empty()) return std::string(whole.substr(body_begin, end - body_begin));
+      return std::string(whole.substr(head_begin, body_begin - head_begin));
+    }
+  } else {
+    std::vector<mime::field> fields;
+    auto b = mime::parse_header(msg, 0, fields);
+    body_begin = b ? *b : msg.size();
+    if (s.spec.empty()) return msg;
+  }
+  if (s.spec == "TEXT") return std::string(whole.substr(body_begin, end - body_begin));
+  auto header = whole.substr(head_begin, body_begin - head_begin);
+  if (s.spec == "HEADER") return std::string(header);
+  // HEADER.FIELDS[.NOT]: the matching fields, then the empty line.
+  bool negate = s.spec == "HEADER.FIELDS.NOT";
+  std::string out;
+  std::size_t pos = 0;
+  while (pos < header.size()) {
+    auto lf = header.find('\n', pos);
+    auto line_end = lf == std::string_view::npos ? header.size() : lf + 1;
+    // The field runs through its continuation lines.
+    auto field_end = line_end;
+    while (field_end < header.size() && (header[field_end] == ' ' || header[field_end] == '\t')) {
+      auto next = header.find('\n', field_end);
+      field_end = next == std::string_view::npos ? header.size() : next + 1;
+    }
+    auto line = header.substr(pos, field_end - pos);
+    auto colon = line.find(':');
+    if (colon != std::string_view::npos && colon > 0) {
+      auto name = line.substr(0, colon);
+      while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+      bool listed = std::any_of(s.fields.begin(), s.fields.end(), [&](auto const& f) { return text::iequals(f, name); });
+      if (listed != negate) out += line;
+    }
+    pos = field_end;
+    if (line.empty() || line == "\r\n" || line == "\n") break;
+  }
+  out += "\r\n";
+  return out;
+}
+
+task<void> session::do_fetch(command const& c) {
+  auto set = resolve_set(c.args[0].text, c.uid);
+  if (!set) {
+    bad(c.tag, "Invalid message set");
+    co_return;
+  }
+  std::string error;
+  auto req = parse_fetch(c.args, 1, c.uid, error);
+  if (!req) {
+    bad(c.tag, error);
+    co_return;
+  }
+  for (auto idx : *set) {
+    auto const& m = mailbox_->messages()[idx];
+    std::string items;
+    auto add = [&](std::string const& s) {
+      if (!items.empty()) items += ' ';
+      items += s;
+    };
+    bool mark_seen = false;
+    std::vector<std::string> bodies;
+    if (req->needs_body()) {
+      auto msg = co_await read_message(m.uid);
+      if (!msg) {
+        if (msg.error() == store::errc::no_such_message) continue;  // expunged meanwhile
+        no(c, "[SERVERBUG] Cannot read a message");
+        co_return;
+      }
+      for (auto const& s : req->sections) {
+        auto bytes = section_bytes(*msg, s);
+        if (!bytes) {
+          no(c, "[PARSE] The message's MIME structure cannot be read");
+          co_return;
+        }
+        if (s.partial) {
+          auto [o, n] = *s.partial;
+          *bytes = o >= bytes->size() ? std::string() : bytes->substr(o, n);
+        }
+        bodies.push_back(s.item_name + " {" + std::to_string(bytes->size()) + "}\r\n" + *bytes);
+        if (!s.peek && !mailbox_->read_only() && !m.flags.has(store::system_flag::seen)) mark_seen = true;
+      }
+    }
+    if (mark_seen) {  // a non-PEEK body fetch sets \Seen and reports the new flags
+      store::flag_set f;
+      f.set(store::system_flag::seen);
+      std::vector<store::uid_t> one{m.uid};
+      (void)co_await mailbox_->store(one, store::flag_op::add, f);
+    }
+    auto const& now = mailbox_->messages()[idx];
+    if (req->uid) add("UID " + std::to_string(now.uid));
+    if (req->flags || mark_seen) add("FLAGS (" + now.flags.to_imap() + ")");
+    if (req->internaldate) add("INTERNALDATE " + imap_date(now.internal_date));
+    if (req->size) add("RFC822.SIZE " + std::to_string(now.size));
+    for (auto& b : bodies) add(b);
+    untagged(std::to_string(idx + 1) + " FETCH (" + items + ")");
+    if (out_.size() > 256 * 1024)
+      if (auto w = co_await flush(); !w) {
+        logout_ = true;
+        co_return;
+      }
+  }
+  ok(c);
+}
+
+task<void> session::do_store(command const& c) {
+  auto set = resolve_set(c.args[0].text, c.uid);
+  if (!set) {
+    bad(c.tag, "Invalid message set");
+    co_return;
+  }
+  auto what = text::to_upper(c.args[1].text);
+  bool silent = what.ends_with(".SILENT");
+  if (silent) what.resize(what.size() - 7);
+  store::flag_op op;
+  if (what == "FLAGS") op = store::flag_op::replace;
+  else if (what == "+FLAGS") op = store::flag_op::add;
+  else if (what == "-FLAGS") op = store::flag_op::remove;
+  else {
+    bad(c.tag, "STORE needs FLAGS, +FLAGS or -FLAGS");
+    co_return;
+  }
+  store::flag_set f;
+  std::vector<value> one{c.args[2]};
+  auto const& list = c.args[2].k == value::kind::list ? c.args[2].items : one;
+  for (auto const& v : list)
+    if (!f.add_imap(v.text)) {
+      bad(c.tag, "Invalid flag " + v.text);
+      co_return;
+    }
+  if (mailbox_->read_only()) {
+    no(c, "[READ-ONLY] The mailbox is read-only");
+    co_return;
+  }
+  std::vector<store::uid_t> uids;
+  for (auto idx : *set) uids.push_back(mailbox_->messages()[idx].uid);
+  auto r = co_await mailbox_->store(uids, op, f);
+  if (!r) {
+    store_error(c, r.error());
+    co_return;
+  }
+  if (!silent)
+    for (auto idx : r->changed) {
+      auto const& m = mailbox_->messages()[idx];
+      untagged(std::to_string(idx + 1) + " FETCH (FLAGS (" + m.flags.to_imap() + ")" +
+               (c.uid ? " UID " + std::to_string(m.uid) : std::string()) + ")");
+    }
+  ok(c);
+}
+
+// SEARCH keys over one message; the raw message is read only for header and text keys.
+struct search_ctx {
+  session* s;
+  store::message_info const* m;
+  std::size_t seq;
+  std::string const* raw;
+};
+
+task<void> session::do_copy(command const& c, bool move) {
+  auto set = resolve_set(c.args[0].text, c.uid);
+  auto dest = mailbox_arg(c.args[1]);
+  if (!set || !dest) {
+    bad(c.tag, "Invalid message set or mailbox");
+    co_return;
+  }
+  if (move && mailbox_->read_only()) {
+    no(c, "[READ-ONLY] The mailbox is read-only");
+    co_return;
+  }
+  std::vector<store::uid_t> uids;
+  for (auto idx : *set) uids.push_back(mailbox_->messages()[idx].uid);
+  auto before = mailbox_->messages();
+  auto r = co_await mailbox_->copy(uids, *dest, move);
+  if (!r) {
+    if (r.error() == store::errc::no_such_mailbox) no(c, "[TRYCREATE] No such mailbox");
+    else store_error(c, r.error());
+    co_return;
+  }
+  std::string src, dst;
+  for (auto const& [s, d] : r->uids) {
+    src += (src.empty() ? "" : ",") + std::to_string(s);
+    dst += (dst.empty() ? "" : ",") + std::to_string(d);
+  }
+  std::string code = r->uids.empty() ? std::string() : "[COPYUID " + std::to_string(r->uidvalidity) + " " + src + " " + dst + "] ";
+  if (move) {
+    if (!code.empty()) untagged("OK " + code + "Moved");
+    std::vector<store::uid_t> gone;
+    for (auto const& [s, d] : r->uids) gone.push_back(s);
+    std::sort(gone.begin(), gone.end());
+    report_expunged(gone);
+    ok(c);
+  } else {
+    ok(c, code + "COPY completed");
+  }
+}
+
+task<void> session::do_expunge(command const& c) {
+  if (mailbox_->read_only()) {
+    no(c, "[READ-ONLY] The mailbox is read-only");
+    co_return;
+  }
+  std::vector<store::uid_t> only;
+  if (c.uid) {
+    auto set = resolve_set(c.args[0].text, true);
+    if (!set) {
+      bad(c.tag, "Invalid UID set");
+      co_return;
+    }
+    for (auto idx : *set) only.push_back(mailbox_->messages()[idx].uid);
+  }
+  result<std::vector<store::uid_t>> gone = fail(mailroom::errc::invalid_argument);
+  if (c.uid) {
+    std::optional<std::span<store::uid_t const>> span(only);
+    gone = co_await mailbox_->expunge(span);
+  } else {
+    gone = co_await mailbox_->expunge();
+  }
+  if (!gone) {
+    store_error(c, gone.error());
+    co_return;
+  }
+  report_expunged(*gone);
+  co_await report_changes();
+  ok(c);
+}
+
+}  // namespace
+
+namespace {
+
+// Evaluates one SEARCH key at keys[i] (advancing i); err is set for malformed keys.
+bool search_key(std::vector<value> const& keys, std::size_t& i, search_ctx const& x, std::string& err,
+                std::size_t depth = 0) {
+  if (i >= keys.size()) {
+    err = "Missing search key";
+    return false;
+  }
+  if (depth > 50) {
+    err = "Search keys nested too deeply";
+    return false;
+  }
+  auto const& k = keys[i++];
+  auto const& f = x.m->flags;
+  auto arg = [&]() -> value const* {
+    if (i >= keys.size() || !keys[i].is_string_like()) {
+      err = "Missing argument for " + k.text;
+      return nullptr;
+    }
+    return &keys[i++];
+  };
+  if (k.k == value::kind::list) {
+    bool all = true;
+    std::size_t j = 0;
+    while (j < k.items.size()) {
+      bool r = search_key(k.items, j, x, err, depth + 1);
+      if (!err.empty()) return false;
+      all = all && r;
+    }
+    return all;
+  }
+  auto up = text::to_upper(k.text);
+  using sf = store::system_flag;
+  if (up == "ALL") return true;
+  if (up == "ANSWERED") return f.has(sf::answered);
+  if (up == "UNANSWERED") return !f.has(sf::answered);
+  if (up == "DELETED") return f.has(sf::deleted);
+  if (up == "UNDELETED") return !f.has(sf::deleted);
+  if (up == "DRAFT") return f.has(sf::draft);
+  if (up == "UNDRAFT") return !f.has(sf::draft);
+  if (up == "FLAGGED") return f.has(sf::flagged);
+  if (up == "UNFLAGGED") return !f.has(sf::flagged);
+  if (up == "SEEN") return f.has(sf::seen);
+  if (up == "UNSEEN") return !f.has(sf::seen);
+  if (up == "RECENT") return x.m->recent;
+  if (up == "OLD") return !x.m->recent;
+  if (up == "NEW") return x.m->recent && !f.has(sf::seen);
+  if (up == "KEYWORD" || up == "UNKEYWORD") {
+    auto a = arg();
+    if (!a) return false;
+    return f.has_keyword(a->text) == (up == "KEYWORD");
+  }
+  if (up == "LARGER" || up == "SMALLER") {
+    auto a = arg();
+    if (!a) return false;
+    auto n = text::parse_uint(a->text);
+    if (!n) {
+      err = "Invalid number";
+      return false;
+    }
+    return up == "LARGER" ? x.m->size > *n : x.m->size < *n;
+  }
+  if (up == "BEFORE" || up == "ON" || up == "SINCE") {
+    auto a = arg();
+    if (!a) return false;
+    auto day = parse_date(a->text);
+    if (!day) {
+      err = "Invalid date";
+      return false;
+    }
+    auto d = x.m->internal_date;
+    if (up == "BEFORE") return d < *day;
+    if (up == "ON") return d >= *day && d < *day + 86400;
+    return d >= *day;
+  }
+  if (up == "NOT") return !search_key(keys, i, x, err, depth + 1) && err.empty();
+  if (up == "OR") {
+    bool a = search_key(keys, i, x, err, depth + 1);
+    bool b = search_key(keys, i, x, err, depth + 1);
+    return err.empty() && (a || b);
+  }
+  if (up == "UID") {
+    auto a = arg();
+    if (!a) return false;
+    auto set = parse_sequence_set(a->text, UINT32_MAX);
+    if (!set) {
+      err = "Invalid UID set";
+      return false;
+    }
+    return contains(*set, x.m->uid);
+  }
+  if (up == "HEADER" || up == "SUBJECT" || up == "FROM" || up == "TO" || up == "CC" || up == "BCC") {
+    std::string field = up;
+    if (up == "HEADER") {
+      auto name = arg();
+      if (!name) return false;
+      field = name->text;
+    }
+    auto needle = arg();
+    if (!needle) return false;
+    std::vector<mime::field> fields;
+    (void)mime::parse_header(*x.raw, 0, fields);
+    for (auto const& fl : fields)
+      if (text::iequals(fl.name, field) && icontains(mime::unfold(fl.value), needle->text)) return true;
+    return false;
+  }
+  if (up == "BODY" || up == "TEXT") {
+    auto needle = arg();
+    if (!needle) return false;
+    std::string_view hay = *x.raw;
+    if (up == "BODY") {
+      std::vector<mime::field> fields;
+      auto b = mime::parse_header(*x.raw, 0, fields);
+      hay = hay.substr(b ? *b : hay.size());
+    }
+    return icontains(hay, needle->text);
+  }
+  if (!k.text.empty() && (std::isdigit(static_cast<unsigned char>(k.text[0])) || k.text[0] == '*')) {
+    auto set = parse_sequence_set(k.text, UINT32_MAX);
+    if (!set) {
+      err = "Invalid sequence set";
+      return false;
+    }
+    return contains(*set, static_cast<std::uint32_t>(x.seq));  // '*' was resolved by do_search
+  }
+  err = "Unknown or unsupported search key " + k.text;
+  return false;
+}
+
+bool needs_raw(std::vector<value> const& keys) {
+  for (auto const& k : keys) {
+    if (k.k == value::kind::list && needs_raw(k.items)) return true;
+    auto up = text::to_upper(k.text);
+    if (up == "HEADER" || up == "SUBJECT" || up == "FROM" || up == "TO" || up == "CC" || up == "BCC" || up == "BODY" ||
+        up == "TEXT")
+      return true;
+  }
+  return false;
+}
+
+std::string compact_set(std::vector<std::uint32_t> const& v) {
+  std::string out;
+  for (std::size_t i = 0; i < v.size();) {
+    auto j = i;
+    while (j + 1 < v.size() && v[j + 1] == v[j] + 1) ++j;
+    if (!out.empty()) out += ',';
+    out += std::to_string(v[i]);
+    if (j > i) out += ":" + std::to_string(v[j]);
+    i = j + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+namespace {
+task<void> session::do_search(command const& c) {
+  std::vector<value> keys(c.args.begin(), c.args.end());
+  std::size_t start = 0;
+  if (keys.size() >= 2 && keys[0].is_atom("RETURN")) {
+    bad(c.tag, "SEARCH RETURN (ESEARCH) is not supported yet");
+    co_return;
+  }
+  if (keys.size() >= 2 && keys[0].is_atom("CHARSET")) {
+    if (!text::iequals(keys[1].text, "UTF-8") && !text::iequals(keys[1].text, "US-ASCII")) {
+      no(c, "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
+      co_return;
+    }
+    start = 2;
+  }
+  keys.erase(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(start));
+  if (keys.empty()) {
+    bad(c.tag, "Missing search keys");
+    co_return;
+  }
+  // '*' in sequence sets means the highest number in use: resolve before matching.
+  auto const& msgs = mailbox_->messages();
+  for (auto& k : keys)
+    if (k.k == value::kind::atom && k.text.find('*') != std::string::npos &&
+        (std::isdigit(static_cast<unsigned char>(k.text[0])) || k.text[0] == '*')) {
+      auto set = parse_sequence_set(k.text, static_cast<std::uint32_t>(msgs.size()));
+      if (!set) {
+        bad(c.tag, "Invalid sequence set");
+        co_return;
+      }
+      std::string resolved;
+      for (auto const& r : *set) resolved += (resolved.empty() ? "" : ",") + std::to_string(r.first) + ":" + std::to_string(r.last);
+      k.text = resolved.empty() ? "0" : resolved;
+    }
+  bool raw_needed = needs_raw(keys);
+  std::vector<std::uint32_t> hits;
+  std::string err;
+  for (std::size_t idx = 0; idx < msgs.size(); ++idx) {
+    std::string raw;
+    if (raw_needed) {
+      auto m = co_await read_message(msgs[idx].uid);
+      if (!m) continue;
+      raw = std::move(*m);
+    }
+    search_ctx x{this, &msgs[idx], idx + 1, &raw};
+    bool all = true;
+    std::size_t i = 0;
+    while (i < keys.size()) {
+      bool r = search_key(keys, i, x, err);
+      if (!err.empty()) break;
+      all = all && r;
+    }
+    if (!err.empty()) {
+      bad(c.tag, err);
+      co_return;
+    }
+    if (all) hits.push_back(c.uid ? msgs[idx].uid : static_cast<std::uint32_t>(idx + 1));
+  }
+  if (rev2_) {
+    std::string line = "ESEARCH (TAG " + astring(c.tag) + ")";
+    if (c.uid) line += " UID";
+    if (!hits.empty()) line += " ALL " + compact_set(hits);
+    untagged(line);
+  } else {
+    std::string line = "SEARCH";
+    for (auto h : hits) line += " " + std::to_string(h);
+    untagged(line);
+  }
+  ok(c);
+}
+
+task<void> run_session(std::shared_ptr<server::impl> self, std::unique_ptr<net::stream> stream,
+                       asio::ip::tcp::endpoint remote, listener_options lo) {
+  session s(*self, std::move(stream), remote, std::move(lo));
+  net::server_core::guard g(self->core, s);
+  try {
+    co_await s.run();
+  } catch (std::exception const& e) {
+    self->log.error("session ended by exception", {{"error", e.what()}});
+  }
+}
+
+}  // namespace
+
+server::server(executor ex, server_options opts, log::logger logger)
+    : impl_(std::make_shared<impl>(std::move(ex), std::move(opts), std::move(logger))) {}
+
+server::~server() { impl_->core->close_all(); }
+
+std::size_t server::active_sessions() const noexcept { return impl_->core->active_sessions(); }
+
+result<asio::ip::tcp::endpoint> server::listen(listener_options const& opts) {
+  auto self = impl_;
+  auto ep = impl_->core->listen(
+      opts.endpoint, opts.reuse_port,
+      [self, opts](std::unique_ptr<net::tcp_stream> s, asio::ip::tcp::endpoint remote, asio::ip::tcp::endpoint) {
+        return run_session(self, std::move(s), remote, opts);
+      });
+  if (ep) impl_->log.info("listening", {{"address", ep->address().to_string() + ":" + std::to_string(ep->port())},
+                                        {"mode", opts.implicit_tls ? "implicit-tls" : "plain"}});
+  return ep;
+}
+
+task<void> server::shutdown(std::chrono::milliseconds grace) { return impl_->core->shutdown(grace); }
+
+}  // namespace mailroom::imap

@@ -1,0 +1,202 @@
+// IMAP sessions over loopback TCP against the in-memory store: scripted transcripts.
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include <asio/io_context.hpp>
+
+#include "mailroom/auth/passwd_file.hpp"
+#include "mailroom/imap/server.hpp"
+#include "mailroom/net/tcp_stream.hpp"
+#include "mailroom/store/memory/store.hpp"
+#include "support/helpers.hpp"
+
+using namespace mailroom;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct fixture {
+  asio::io_context io;
+  blocking_pool pool{2};
+  testing::temp_dir dir;
+  std::shared_ptr<store::memory::store> st = std::make_shared<store::memory::store>(store::memory::options{false});
+  std::unique_ptr<imap::server> srv;
+  asio::ip::tcp::endpoint ep;
+
+  fixture() {
+    auto pw = dir.path() + "/passwd";
+    testing::write_file(pw, "alice:{PLAIN}secret\n");
+    st->add_account("alice");
+    imap::server_options o;
+    o.store = st;
+    o.auth = auth::passwd_file::open(pw, pool).value();
+    o.auth_throttle = testing::fast_throttle();
+    srv = std::make_unique<imap::server>(io.get_executor(), o,
+                                         log::logger(std::make_shared<log::null_sink>(), log::level::off));
+    imap::listener_options lo;
+    lo.endpoint = {asio::ip::make_address("127.0.0.1"), 0};
+    lo.allow_plaintext_auth = true;
+    ep = srv->listen(lo).value();
+  }
+
+  void put(std::string body, bool seen = false, std::string mailbox = "INBOX") {
+    testing::run(io, [&]() -> task<void> {
+      auto a = (co_await st->open_account("alice")).value();
+      store::append_options o;
+      o.internal_date = 1700000000;
+      if (seen) o.flags.set(store::system_flag::seen);
+      auto ap = (co_await a->append(mailbox, o)).value();
+      REQUIRE(ap->write(body));
+      REQUIRE(co_await ap->commit());
+    }());
+  }
+
+  std::string talk(std::string script) { return testing::converse(io, ep, std::move(script)); }
+};
+
+bool has(std::string const& out, std::string_view what) { return out.find(what) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("greeting, CAPABILITY, LOGIN, SELECT, FETCH, STORE, EXPUNGE, LOGOUT") {
+  fixture f;
+  f.put("Subject: one\r\nFrom: a@example.org\r\n\r\nfirst body\r\n");
+  f.put("Subject: two\r\n\r\nsecond\r\n", true);
+  auto out = f.talk(
+      "a CAPABILITY\r\n"
+      "b LOGIN alice secret\r\n"
+      "c SELECT INBOX\r\n"
+      "d FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE)\r\n"
+      "e FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]\r\n"
+      "f UID FETCH 2 (BODY[TEXT]<0.3>)\r\n"
+      "g FETCH 1 BODY[]\r\n"
+      "h STORE 2 +FLAGS (\\Deleted)\r\n"
+      "i EXPUNGE\r\n"
+      "j FETCH 1 (FLAGS)\r\n"
+      "k LOGOUT\r\n");
+  CHECK(out.rfind("* OK [CAPABILITY IMAP4rev2 IMAP4rev1", 0) == 0);
+  CHECK(has(out, "AUTH=PLAIN"));
+  CHECK(has(out, "b OK [CAPABILITY"));
+  CHECK(has(out, "* 2 EXISTS\r\n"));
+  CHECK(has(out, "* OK [UIDVALIDITY "));
+  CHECK(has(out, "* OK [UIDNEXT 3]"));
+  CHECK(has(out, "c OK [READ-WRITE] SELECT completed"));
+  CHECK(has(out, "* 1 FETCH (UID 1 FLAGS () INTERNALDATE \"14-Nov-2023 22:13:20 +0000\" RFC822.SIZE 49)"));
+  CHECK(has(out, "* 2 FETCH (UID 2 FLAGS (\\Seen)"));
+  CHECK(has(out, "* 1 FETCH (BODY[HEADER.FIELDS (SUBJECT)] {16}\r\nSubject: one\r\n\r\n)"));
+  CHECK(has(out, "* 2 FETCH (UID 2 BODY[TEXT]<0> {3}\r\nsec)"));
+  CHECK(has(out, "* 1 FETCH (FLAGS (\\Seen) BODY[] {49}\r\nSubject: one\r\nFrom: a@example.org\r\n\r\nfirst body\r\n)"));
+  CHECK(has(out, "* 2 FETCH (FLAGS (\\Seen \\Deleted))"));
+  CHECK(has(out, "* 2 EXPUNGE\r\n"));
+  CHECK(has(out, "i OK EXPUNGE completed"));
+  CHECK(has(out, "* 1 FETCH (FLAGS (\\Seen))"));
+  CHECK(has(out, "* BYE"));
+  CHECK(has(out, "k OK"));
+}
+
+TEST_CASE("mailboxes: CREATE, LIST with special-use, STATUS, APPEND, COPY, MOVE, RENAME, DELETE") {
+  fixture f;
+  f.put("Subject: m\r\n\r\nx\r\n");
+  auto out = f.talk(
+      "a LOGIN alice secret\r\n"
+      "b CREATE Archive (USE (\\Archive))\r\n"
+      "c CREATE Work/Projects\r\n"
+      "d LIST \"\" *\r\n"
+      "e LIST \"\" %\r\n"
+      "f APPEND Archive (\\Flagged) \"14-Jul-2024 02:44:25 -0700\" {12}\r\nSubject: a\r\n\r\n"
+      "g STATUS Archive (MESSAGES UIDNEXT UNSEEN)\r\n"
+      "h SELECT INBOX\r\n"
+      "i COPY 1 Work/Projects\r\n"
+      "j MOVE 1 Archive\r\n"
+      "k RENAME Work Play\r\n"
+      "l DELETE Archive\r\n"
+      "m APPEND Nowhere {1+}\r\nx\r\n"
+      "n LIST \"\" \"\"\r\n"
+      "o LOGOUT\r\n");
+  CHECK(has(out, "b OK"));
+  CHECK(has(out, "* LIST (\\HasNoChildren \\Archive) \"/\" \"Archive\""));
+  CHECK(has(out, "* LIST (\\HasChildren) \"/\" \"Work\""));
+  CHECK(has(out, "* LIST (\\HasNoChildren) \"/\" \"Work/Projects\""));
+  CHECK(!has(out.substr(out.find("e OK") - 200), "Work/Projects\"\r\ne OK"));
+  CHECK(has(out, "f OK [APPENDUID "));
+  CHECK(has(out, "* STATUS \"Archive\" (MESSAGES 1 UIDNEXT 2 UNSEEN 1)"));
+  CHECK(has(out, "i OK [COPYUID "));
+  CHECK(has(out, "* OK [COPYUID "));
+  CHECK(has(out, "* 1 EXPUNGE\r\nj OK"));
+  CHECK(has(out, "k OK"));
+  CHECK(has(out, "l OK"));
+  CHECK(has(out, "m NO [TRYCREATE]"));
+  CHECK(has(out, "* LIST (\\Noselect) \"/\" \"\""));
+}
+
+TEST_CASE("SEARCH: flags, sizes, text, NOT/OR, UID, sequence sets; ESEARCH after ENABLE IMAP4rev2") {
+  fixture f;
+  f.put("Subject: hello world\r\n\r\nbody one\r\n", true);
+  f.put("Subject: other\r\n\r\nsomething else entirely\r\n");
+  f.put("Subject: third\r\n\r\nHELLO again\r\n");
+  auto out = f.talk(
+      "a LOGIN alice secret\r\n"
+      "b SELECT INBOX\r\n"
+      "c SEARCH UNSEEN\r\n"
+      "d SEARCH OR SUBJECT hello BODY hello\r\n"
+      "e SEARCH NOT SEEN LARGER 40\r\n"
+      "f UID SEARCH 2:* TEXT again\r\n"
+      "g SEARCH (SEEN) (SUBJECT world)\r\n"
+      "h SEARCH BOGUS\r\n"
+      "i ENABLE IMAP4rev2\r\n"
+      "j SEARCH ALL\r\n"
+      "k LOGOUT\r\n");
+  CHECK(has(out, "* SEARCH 2 3\r\nc OK"));
+  CHECK(has(out, "* SEARCH 1 3\r\nd OK"));
+  CHECK(has(out, "* SEARCH 2\r\ne OK"));
+  CHECK(has(out, "* SEARCH 3\r\nf OK"));
+  CHECK(has(out, "* SEARCH 1\r\ng OK"));
+  CHECK(has(out, "h BAD"));
+  CHECK(has(out, "* ENABLED IMAP4rev2"));
+  CHECK(has(out, "* ESEARCH (TAG \"j\") ALL 1:3\r\nj OK"));
+}
+
+TEST_CASE("literals, IDLE with a delivery in between, bad commands before login") {
+  fixture f;
+  f.put("Subject: a\r\n\r\nx\r\n");
+  // IDLE: another session's APPEND shows up as EXISTS while idling.
+  auto out = testing::run(f.io, [&]() -> task<std::string> {
+    auto s = (co_await net::tcp_stream::connect(f.io.get_executor(), f.ep, 5s)).value();
+    s->set_timeouts({5s, 5s});
+    std::string got;
+    char buf[4096];
+    auto read_until = [&](std::string_view what) -> task<bool> {
+      while (got.find(what) == std::string::npos) {
+        auto n = co_await s->read_some(buf);
+        if (!n || *n == 0) co_return false;
+        got.append(buf, *n);
+      }
+      co_return true;
+    };
+    REQUIRE(co_await s->write(std::string_view("a LOGIN {5}\r\n")));
+    REQUIRE(co_await read_until("+ "));
+    REQUIRE(co_await s->write(std::string_view("alice secret\r\nb SELECT INBOX\r\nc IDLE\r\n")));
+    REQUIRE(co_await read_until("+ idling"));
+    auto acct = (co_await f.st->open_account("alice")).value();
+    store::append_options o;
+    auto ap = (co_await acct->append("INBOX", o)).value();
+    REQUIRE(ap->write(std::string_view("Subject: new\r\n\r\ny\r\n")));
+    REQUIRE(co_await ap->commit());
+    REQUIRE(co_await read_until("* 2 EXISTS"));
+    REQUIRE(co_await s->write(std::string_view("DONE\r\nd LOGOUT\r\n")));
+    REQUIRE(co_await read_until("d OK"));
+    co_return got;
+  }());
+  CHECK(has(out, "a OK"));
+  CHECK(has(out, "c OK IDLE terminated"));
+  out = f.talk("a SELECT INBOX\r\nb FOO\r\nc\r\n");
+  CHECK(has(out, "* BYE Too many invalid commands"));
+  out = f.talk("a LOGIN alice wrong\r\nb LOGIN alice secret\r\nc LOGOUT\r\n");
+  CHECK(has(out, "a NO [AUTHENTICATIONFAILED]"));
+  CHECK(has(out, "b OK"));
+  out = f.talk("a AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==\r\nb AUTHENTICATE PLAIN\r\n");
+  CHECK(has(out, "a OK"));
+  out = f.talk("a AUTHENTICATE PLAIN\r\nAGFsaWNlAHNlY3JldA==\r\nb LOGOUT\r\n");
+  CHECK(has(out, "+ \r\na OK"));
+}
