@@ -71,9 +71,10 @@ mailroom::expected<config, std::string> load(std::string const& path) {
       if (!l) return bad("[[listener]] entries must be tables");
       listener x{(*l)["kind"].value_or(std::string{}), (*l)["address"].value_or(std::string{}),
                  (*l)["allow_plaintext_auth"].value_or(false)};
-      static constexpr std::string_view kinds[] = {"mx", "submission", "submissions", "lmtp", "pop3", "pop3s"};
+      static constexpr std::string_view kinds[] = {"mx", "submission", "submissions", "lmtp", "pop3", "pop3s", "imap", "imaps"};
       if (std::find(std::begin(kinds), std::end(kinds), x.kind) == std::end(kinds))
-        return bad("listener kind must be mx, submission, submissions, lmtp, pop3 or pop3s, not \"" + x.kind + "\"");
+        return bad("listener kind must be mx, submission, submissions, lmtp, pop3, pop3s, imap or imaps, not \"" + x.kind +
+                   "\"");
       if (x.address.rfind(':') == std::string::npos) return bad("listener address must be ADDRESS:PORT");
       c.listeners.push_back(std::move(x));
     }
@@ -82,12 +83,12 @@ mailroom::expected<config, std::string> load(std::string const& path) {
   if (c.local_domains.empty()) return bad("local_domains needs at least one domain");
   if (c.listeners.empty()) return bad("at least one [[listener]] is required");
   for (auto const& l : c.listeners) {
-    if ((l.kind == "submission" || l.kind == "submissions" || l.kind == "pop3s") &&
+    if ((l.kind == "submission" || l.kind == "submissions" || l.kind == "pop3s" || l.kind == "imaps") &&
         (c.tls_cert.empty() || c.passwd_file.empty()))
       return bad(l.kind + " needs [tls] cert/key and [auth] passwd_file");
-    if (l.kind == "pop3" && c.passwd_file.empty()) return bad("pop3 needs [auth] passwd_file");
-    if (l.kind == "pop3" && c.tls_cert.empty() && !l.allow_plaintext_auth)
-      return bad("pop3 without [tls] needs allow_plaintext_auth = true (passwords in the clear)");
+    if ((l.kind == "pop3" || l.kind == "imap") && c.passwd_file.empty()) return bad(l.kind + " needs [auth] passwd_file");
+    if ((l.kind == "pop3" || l.kind == "imap") && c.tls_cert.empty() && !l.allow_plaintext_auth)
+      return bad(l.kind + " without [tls] needs allow_plaintext_auth = true (passwords in the clear)");
   }
   return c;
 }

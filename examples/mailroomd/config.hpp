@@ -11,9 +11,9 @@ namespace mailroomd {
 
 struct listener {
   std::string kind;     ///< "mx" (port 25), "submission" (587), "submissions" (465), "lmtp" (24),
-                        ///< "pop3" (110, STLS), "pop3s" (995)
+                        ///< "pop3" (110, STLS), "pop3s" (995), "imap" (143, STARTTLS), "imaps" (993)
   std::string address;  ///< "127.0.0.1:2525"
-  bool allow_plaintext_auth = false;  ///< pop3: USER/PASS and AUTH without TLS (trusted LANs only)
+  bool allow_plaintext_auth = false;  ///< pop3/imap: passwords without TLS (trusted LANs only)
 };
 
 struct config {

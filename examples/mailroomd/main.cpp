@@ -6,9 +6,10 @@
 //                                   demo@example.test / demo) if needed, then run on 127.0.0.1
 //
 // What it does today: SMTP (MX), submission (STARTTLS + AUTH), submissions (TLS + AUTH) and
-// LMTP listeners feed a durable queue; POP3 (STLS) and POP3S serve the mailboxes; a queue manager delivers through aliases into the
-// Maildir++ store <data_dir>/mail/<user>/Maildir (with quota). Outbound delivery is not there
-// yet, so mail for other domains is refused (no relaying). SIGHUP re-reads the configuration
+// LMTP listeners feed a durable queue; a queue manager delivers through aliases into the
+// Maildir++ store <data_dir>/mail/<user>/Maildir (with quota); POP3 (STLS), POP3S, IMAP
+// (STARTTLS) and IMAPS serve it. Outbound delivery is not there yet, so mail for other domains
+// is refused (no relaying). SIGHUP re-reads the configuration
 // (the alias map; other changes are reported as needing a restart); SIGTERM stops cleanly.
 #include <sys/stat.h>
 
@@ -29,6 +30,7 @@
 #include "mailroom/mda/store_target.hpp"
 #include "mailroom/mta/inbound.hpp"
 #include "mailroom/net/tls/context.hpp"
+#include "mailroom/imap/server.hpp"
 #include "mailroom/pop3/server.hpp"
 #include "mailroom/queue/manager.hpp"
 #include "mailroom/store/maildir/store.hpp"
@@ -72,7 +74,9 @@ std::string make_demo(fs::path dir) {
                      "[[listener]]\nkind = \"submissions\"\naddress = \"127.0.0.1:2465\"\n\n"
                      "[[listener]]\nkind = \"lmtp\"\naddress = \"127.0.0.1:2424\"\n\n"
                      "[[listener]]\nkind = \"pop3\"\naddress = \"127.0.0.1:1110\"\n\n"
-                     "[[listener]]\nkind = \"pop3s\"\naddress = \"127.0.0.1:1995\"\n");
+                     "[[listener]]\nkind = \"pop3s\"\naddress = \"127.0.0.1:1995\"\n\n"
+                     "[[listener]]\nkind = \"imap\"\naddress = \"127.0.0.1:1143\"\n\n"
+                     "[[listener]]\nkind = \"imaps\"\naddress = \"127.0.0.1:1993\"\n");
   return cfg.string();
 }
 
@@ -118,6 +122,17 @@ asio::ip::tcp::endpoint endpoint_of(std::string const& s) {
   auto host = s.substr(0, colon);
   if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
   return {asio::ip::make_address(host), static_cast<unsigned short>(std::stoi(s.substr(colon + 1)))};
+}
+
+// POP3 and IMAP listeners: plain (STLS/STARTTLS) or implicit TLS.
+template <class Options, class Server>
+void listen_reader(Server& server, mailroomd::listener const& l, bool implicit_tls) {
+  Options o;
+  o.endpoint = endpoint_of(l.address);
+  o.implicit_tls = implicit_tls;
+  o.allow_plaintext_auth = l.allow_plaintext_auth;
+  if (auto r = server.listen(o); !r) throw std::runtime_error("listen " + l.address + ": " + r.error().message());
+  std::cout << "mailroomd: " << l.kind << " on " << l.address << "\n";
 }
 
 int run(std::string const& config_path, mailroomd::config const& c) {
@@ -168,6 +183,14 @@ int run(std::string const& config_path, mailroomd::config const& c) {
   po.auth_throttle = opts.auth_throttle;
   po.account_for = [](auth::identity const& who) { return text::to_lower(who.user.substr(0, who.user.rfind('@'))); };
   pop3::server pop3_server(io.get_executor(), po, logger);
+  imap::server_options io_opts;
+  io_opts.hostname = c.hostname;
+  io_opts.store = st;
+  io_opts.auth = opts.auth;
+  io_opts.tls = opts.tls;
+  io_opts.auth_throttle = opts.auth_throttle;
+  io_opts.account_for = po.account_for;
+  imap::server imap_server(io.get_executor(), io_opts, logger);
   mta::relay_policy_options relay;
   relay.local_domains = c.local_domains;
   relay.authenticated_may_relay = false;  // no outbound delivery yet: nothing may leave
@@ -179,13 +202,12 @@ int run(std::string const& config_path, mailroomd::config const& c) {
   auto inbound = std::make_shared<mta::inbound>(std::move(in), logger);
   smtp::server server(io.get_executor(), inbound, opts, logger);
   for (auto const& l : c.listeners) {
+    if (l.kind == "imap" || l.kind == "imaps") {
+      listen_reader<imap::listener_options>(imap_server, l, l.kind == "imaps");
+      continue;
+    }
     if (l.kind == "pop3" || l.kind == "pop3s") {
-      pop3::listener_options plo;
-      plo.endpoint = endpoint_of(l.address);
-      plo.implicit_tls = l.kind == "pop3s";
-      plo.allow_plaintext_auth = l.allow_plaintext_auth;
-      if (auto r = pop3_server.listen(plo); !r) throw std::runtime_error("listen " + l.address + ": " + r.error().message());
-      std::cout << "mailroomd: " << l.kind << " on " << l.address << "\n";
+      listen_reader<pop3::listener_options>(pop3_server, l, l.kind == "pop3s");
       continue;
     }
     smtp::listener_options lo;
@@ -220,6 +242,7 @@ int run(std::string const& config_path, mailroomd::config const& c) {
     logger.notice("shutting down");
     asio::co_spawn(io, server.shutdown(std::chrono::seconds(10)), asio::detached);
     asio::co_spawn(io, pop3_server.shutdown(std::chrono::seconds(10)), asio::detached);
+    asio::co_spawn(io, imap_server.shutdown(std::chrono::seconds(10)), asio::detached);
     qmgr->stop();
     hup.cancel();
   });

@@ -5,17 +5,12 @@ import imaplib
 import os
 import poplib
 import pwd
-import shutil
-import signal
-import smtplib
 import subprocess
-import tempfile
 import time
 import unittest
 
 import sinklib
 
-BIN = os.path.join(sinklib.BIN_DIR, "mailroomd")
 USER, PASS = "demo@example.test", "demo"
 BODIES = [b"Subject: m%d\r\n\r\nbody %d\r\n.dot line\r\n" % (i, i) for i in range(1, 5)]
 
@@ -52,34 +47,16 @@ class DovecotMaildirTest(unittest.TestCase):
         if os.geteuid() != 0:
             self.skipTest("Dovecot's mail processes need root to switch to the mail user")
         sinklib.require_tool("dovecot")
-        self.dir = tempfile.mkdtemp(prefix="mailroomd-dovecot-")
+        self.m = sinklib.Mailroomd(("mx", "pop3s"))
+        self.ports, self.dir = self.m.ports, self.m.dir
         os.chmod(self.dir, 0o755)
-        d = self.dir
-        os.makedirs(os.path.join(d, "mail", "demo"))
-        sinklib.make_cert(d)
-        with open(d + "/passwd", "w") as f:
-            f.write("demo@example.test:{PLAIN}demo\n")
-        self.ports = {k: sinklib.free_port() for k in ("mx", "pop3s")}
-        self.config = d + "/mailroomd.toml"
-        with open(self.config, "w") as f:
-            f.write('data_dir = "%s"\nlocal_domains = ["example.test"]\n' % d)
-            f.write('[tls]\ncert = "%s/cert.pem"\nkey = "%s/key.pem"\n[auth]\npasswd_file = "%s/passwd"\n' % (d, d, d))
-            for kind, port in self.ports.items():
-                f.write('[[listener]]\nkind = "%s"\naddress = "127.0.0.1:%d"\n' % (kind, port))
-        self.log = open(d + "/log", "w+")
-        self.proc = subprocess.Popen([BIN, "--config", self.config], stdout=subprocess.PIPE, stderr=self.log)
-        for port in self.ports.values():
-            sinklib.wait_port(port, self.proc)
         self.dovecot = None
 
     def tearDown(self):
         if self.dovecot:
             subprocess.run(["doveadm", "-c", self.dovecot, "stop"], stdin=subprocess.DEVNULL,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=20)
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.communicate(timeout=15)
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.m.close()
 
     def pop(self):
         p = poplib.POP3_SSL("127.0.0.1", self.ports["pop3s"], timeout=10, context=sinklib.insecure_tls())
@@ -102,7 +79,7 @@ class DovecotMaildirTest(unittest.TestCase):
             f.write(DOVECOT_CONF.format(d=self.dir, uid=nobody.pw_uid, gid=nobody.pw_gid, port=port))
         # Dovecot daemonizes; its children must not hold our pipes open.
         subprocess.run(["dovecot", "-c", self.dovecot], check=True, stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=self.log, timeout=20)
+                       stdout=subprocess.DEVNULL, stderr=self.m.log, timeout=20)
         deadline = time.time() + 10
         while True:
             try:
@@ -113,9 +90,7 @@ class DovecotMaildirTest(unittest.TestCase):
                 time.sleep(0.1)
 
     def test_dovecot_reads_and_changes_our_maildir(self):
-        with smtplib.SMTP("127.0.0.1", self.ports["mx"], timeout=10) as s:
-            for body in BODIES:
-                s.sendmail("x@remote.example", [USER], body)
+        self.m.deliver(*BODIES)
         deadline = time.time() + 10
         while time.time() < deadline:
             p = self.pop()

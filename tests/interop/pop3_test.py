@@ -2,17 +2,11 @@
 STAT/LIST/UIDL/RETR/TOP/DELE/RSET/QUIT), curl pop3s:// and fetchmail pulling and deleting."""
 import os
 import poplib
-import shutil
-import signal
-import smtplib
 import subprocess
-import tempfile
-import time
 import unittest
 
 import sinklib
 
-BIN = os.path.join(sinklib.BIN_DIR, "mailroomd")
 USER, PASS = "demo@example.test", "demo"
 BODIES = [b"Subject: first\r\n\r\nhello\r\n.starts with a dot\r\nend\r\n",
           b"Subject: second\r\n\r\nline 1\r\nline 2\r\nline 3\r\n",
@@ -24,43 +18,18 @@ tls = sinklib.insecure_tls
 
 class Pop3Test(unittest.TestCase):
     def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="mailroomd-pop3-")
-        d = self.dir
-        os.makedirs(os.path.join(d, "mail", "demo"))
-        sinklib.make_cert(d)
-        with open(d + "/passwd", "w") as f:
-            f.write("demo@example.test:{PLAIN}demo\n")
-        self.ports = {k: sinklib.free_port() for k in ("mx", "pop3", "pop3s")}
-        self.config = d + "/mailroomd.toml"
-        with open(self.config, "w") as f:
-            f.write('hostname = "mx.example.test"\ndata_dir = "%s"\nlocal_domains = ["example.test"]\n' % d)
-            f.write('[tls]\ncert = "%s/cert.pem"\nkey = "%s/key.pem"\n[auth]\npasswd_file = "%s/passwd"\n' % (d, d, d))
-            for kind, port in self.ports.items():
-                f.write('[[listener]]\nkind = "%s"\naddress = "127.0.0.1:%d"\n' % (kind, port))
-        self.log = open(d + "/log", "w+")
-        self.start()
-        with smtplib.SMTP("127.0.0.1", self.ports["mx"], timeout=10) as s:
-            for body in BODIES:
-                s.sendmail("x@remote.example", [USER], body)
-        new = os.path.join(d, "mail", "demo", "Maildir", "new")
-        deadline = time.time() + 10
-        while time.time() < deadline and not (os.path.isdir(new) and len(os.listdir(new)) == 3):
-            time.sleep(0.05)
+        self.m = sinklib.Mailroomd(("mx", "pop3", "pop3s"))
+        self.ports, self.dir = self.m.ports, self.m.dir
+        self.m.deliver(*BODIES)
 
     def start(self):
-        self.proc = subprocess.Popen([BIN, "--config", self.config], stdout=subprocess.PIPE, stderr=self.log)
-        for port in self.ports.values():
-            sinklib.wait_port(port, self.proc)
+        self.m.start()
 
     def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.communicate(timeout=15)
-        self.assertEqual(self.proc.returncode, 0)
+        self.assertEqual(self.m.stop(), 0)
 
     def tearDown(self):
-        self.stop()
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.assertEqual(self.m.close(), 0)
 
     def stls_login(self):
         p = poplib.POP3("127.0.0.1", self.ports["pop3"], timeout=10)

@@ -47,6 +47,60 @@ def make_cert(d):
                    check=True, capture_output=True)
 
 
+class Mailroomd:
+    """examples/mailroomd in a temporary data_dir with user demo@example.test / demo, a self-signed
+    certificate and one listener per kind on a free loopback port (self.ports[kind])."""
+
+    USER, PASS = "demo@example.test", "demo"
+
+    def __init__(self, kinds):
+        self.dir = tempfile.mkdtemp(prefix="mailroomd-")
+        d = self.dir
+        os.makedirs(os.path.join(d, "mail", "demo"))
+        make_cert(d)
+        with open(d + "/passwd", "w") as f:
+            f.write("%s:{PLAIN}%s\n" % (self.USER, self.PASS))
+        self.ports = {k: free_port() for k in kinds}
+        self.config = d + "/mailroomd.toml"
+        with open(self.config, "w") as f:
+            f.write('data_dir = "%s"\nlocal_domains = ["example.test"]\n' % d)
+            f.write('[tls]\ncert = "%s/cert.pem"\nkey = "%s/key.pem"\n[auth]\npasswd_file = "%s/passwd"\n' % (d, d, d))
+            for kind, port in self.ports.items():
+                f.write('[[listener]]\nkind = "%s"\naddress = "127.0.0.1:%d"\n' % (kind, port))
+        self.log = open(d + "/log", "w+")
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen([os.path.join(BIN_DIR, "mailroomd"), "--config", self.config],
+                                     stdout=subprocess.DEVNULL, stderr=self.log)
+        for port in self.ports.values():
+            wait_port(port, self.proc)
+
+    def stop(self):
+        """SIGTERM; returns the exit status."""
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.communicate(timeout=15)
+        return self.proc.returncode
+
+    def close(self):
+        code = self.stop()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return code
+
+    def deliver(self, *bodies):
+        """Sends each body to demo over the mx listener, then waits until all are in the Maildir."""
+        import smtplib
+        new = os.path.join(self.dir, "mail", "demo", "Maildir", "new")
+        before = len(os.listdir(new)) if os.path.isdir(new) else 0
+        with smtplib.SMTP("127.0.0.1", self.ports["mx"], timeout=10) as s:
+            for body in bodies:
+                s.sendmail("x@remote.example", [self.USER], body)
+        deadline = time.time() + 10
+        while time.time() < deadline and not (os.path.isdir(new) and len(os.listdir(new)) >= before + len(bodies)):
+            time.sleep(0.05)
+
+
 def require_tool(name):
     if shutil.which(name) is None:
         print("SKIP: %s is not installed (scripts/test.sh installs it)" % name)

@@ -1,0 +1,147 @@
+"""mailroomd's IMAP server with real clients: Python imaplib (STARTTLS, IMAP4_SSL, LOGIN,
+AUTHENTICATE PLAIN, SELECT/EXAMINE, FETCH, STORE, SEARCH, COPY, MOVE, EXPUNGE, APPEND, LIST,
+STATUS, CREATE/RENAME/DELETE, IDLE with a delivery in between) and curl imaps://."""
+import imaplib
+import os
+import socket
+import subprocess
+import time
+import unittest
+
+import sinklib
+
+USER, PASS = "demo@example.test", "demo"
+BODIES = [b"Subject: first\r\nFrom: Ann <ann@remote.example>\r\n\r\nhello imap\r\n",
+          b"Subject: second\r\n\r\nline 1\r\nline 2\r\n"]
+
+
+class ImapTest(unittest.TestCase):
+    def setUp(self):
+        self.m = sinklib.Mailroomd(("mx", "imap", "imaps"))
+        self.ports, self.dir = self.m.ports, self.m.dir
+        self.m.deliver(*BODIES)
+
+    def tearDown(self):
+        self.assertEqual(self.m.close(), 0)
+
+    def deliver(self, body):
+        self.m.deliver(body)
+
+    def ssl(self):
+        m = imaplib.IMAP4_SSL("127.0.0.1", self.ports["imaps"], ssl_context=sinklib.insecure_tls(), timeout=10)
+        m.login(USER, PASS)
+        return m
+
+    def test_starttls_login_fetch_store_search_expunge(self):
+        m = imaplib.IMAP4("127.0.0.1", self.ports["imap"], timeout=10)
+        self.assertIn("LOGINDISABLED", m.capabilities)
+        with self.assertRaises(imaplib.IMAP4.error):
+            m.login(USER, PASS)
+        m.starttls(ssl_context=sinklib.insecure_tls())
+        m.login(USER, PASS)
+        typ, data = m.select("INBOX")
+        self.assertEqual((typ, int(data[0])), ("OK", 2))
+        typ, data = m.fetch("1:2", "(UID FLAGS RFC822.SIZE BODY.PEEK[])")
+        msgs = [x for x in data if isinstance(x, tuple)]
+        self.assertEqual(len(msgs), 2)
+        for (meta, raw), body in zip(msgs, BODIES):
+            self.assertTrue(raw.endswith(body), raw)
+            self.assertIn(b"RFC822.SIZE %d" % len(raw), meta)
+        typ, data = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (FROM)])")
+        self.assertEqual(data[0][1], b"From: Ann <ann@remote.example>\r\n\r\n")
+        typ, data = m.search(None, "UNSEEN")
+        self.assertEqual(data[0].split(), [b"1", b"2"])
+        m.fetch("1", "(RFC822)")  # sets \Seen
+        typ, data = m.search(None, "SEEN")
+        self.assertEqual(data[0].split(), [b"1"])
+        typ, data = m.uid("SEARCH", None, "SUBJECT", "second")
+        uid2 = data[0].split()[0]
+        m.uid("STORE", uid2, "+FLAGS", "(\\Deleted $Junk)")
+        typ, data = m.fetch("2", "(FLAGS)")
+        self.assertIn(b"$Junk", data[0])
+        typ, data = m.expunge()
+        self.assertEqual(data, [b"2"])
+        m.close()
+        m.logout()
+
+    def test_mailboxes_append_copy_move_status(self):
+        m = self.ssl()
+        typ, data = m.list()
+        names = b"\n".join(data)
+        for special in (b"\\Sent", b"\\Drafts", b"\\Trash", b"\\Junk", b"\\Archive"):
+            self.assertIn(special, names)
+        self.assertEqual(m.create("Projects/2026")[0], "OK")
+        typ, data = m.append("Projects/2026", "(\\Seen)", imaplib.Time2Internaldate(time.time()),
+                             b"Subject: appended\r\n\r\nvia APPEND\r\n")
+        self.assertEqual(typ, "OK")
+        self.assertIn(b"APPENDUID", data[0])
+        typ, data = m.status("Projects/2026", "(MESSAGES UNSEEN UIDNEXT)")
+        self.assertIn(b"MESSAGES 1 UNSEEN 0 UIDNEXT 2", data[0])
+        m.select("INBOX")
+        typ, data = m.copy("1", "Archive")
+        self.assertEqual(typ, "OK")
+        typ, data = m._simple_command("MOVE", "2", "Trash")
+        self.assertEqual(typ, "OK")
+        typ, data = m.select("INBOX", readonly=True)
+        self.assertEqual(int(data[0]), 1)
+        self.assertEqual(m.rename("Projects", "Old")[0], "OK")
+        typ, data = m.status("Old/2026", "(MESSAGES)")
+        self.assertIn(b"MESSAGES 1", data[0])
+        self.assertEqual(m.delete("Old/2026")[0], "OK")
+        self.assertEqual(m.select("Nope")[0], "NO")
+        m.logout()
+
+    def test_idle_sees_a_delivery(self):
+        m = self.ssl()
+        m.select("INBOX")
+        tag = m._new_tag().decode()
+        m.send(("%s IDLE\r\n" % tag).encode())
+        self.assertTrue(m.readline().startswith(b"+"))
+        self.deliver(b"Subject: while idle\r\n\r\nping\r\n")
+        m.sock.settimeout(15)
+        line = m.readline()
+        while b"EXISTS" not in line:
+            line = m.readline()
+        self.assertEqual(line.strip(), b"* 3 EXISTS")
+        m.send(b"DONE\r\n")
+        while not line.startswith(tag.encode()):
+            line = m.readline()
+        self.assertIn(b"OK", line)
+        m.logout()
+
+    def test_authenticate_plain_and_curl(self):
+        m = imaplib.IMAP4_SSL("127.0.0.1", self.ports["imaps"], ssl_context=sinklib.insecure_tls(), timeout=10)
+        typ, _ = m.authenticate("PLAIN", lambda _: b"\0" + USER.encode() + b"\0" + PASS.encode())
+        self.assertEqual(typ, "OK")
+        m.logout()
+        sinklib.require_tool("curl")
+        r = subprocess.run(["curl", "-sS", "-k", "-u", "%s:%s" % (USER, PASS),
+                            "imaps://127.0.0.1:%d/INBOX;UID=1" % self.ports["imaps"]], capture_output=True, timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(r.stdout.endswith(BODIES[0]))
+        r = subprocess.run(["curl", "-sS", "-k", "-u", "%s:%s" % (USER, PASS), "imaps://127.0.0.1:%d/" % self.ports["imaps"]],
+                           capture_output=True, timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(b"INBOX", r.stdout)
+
+    def test_hostile_input(self):
+        with socket.create_connection(("127.0.0.1", self.ports["imap"]), timeout=10) as s:
+            s.recv(4096)
+            s.sendall(b"a LOGIN {4294967296}\r\n")
+            self.assertIn(b"a BAD", s.recv(4096))
+            s.sendall(b"b NOOP " + b"(" * 100000 + b"\r\n")
+            data = b""
+            while b"b BAD" not in data and b"* BAD" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            self.assertTrue(b"BAD" in data)
+            s.sendall(b"c STARTTLS\r\nd LOGIN injected x\r\n")
+            data = s.recv(4096)
+            self.assertIn(b"c OK", data)
+            self.assertNotIn(b"d ", data)  # the pipelined command is discarded, not answered
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
