@@ -1,5 +1,7 @@
 #include "mailroom/imap/server.hpp"
 
+#include "mailroom/imap/fetch.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -151,8 +153,9 @@ struct fetch_section {
 
 struct fetch_request {
   bool uid = false, flags = false, internaldate = false, size = false;
+  bool envelope = false, body = false, bodystructure = false;
   std::vector<fetch_section> sections;
-  bool needs_body() const { return !sections.empty(); }
+  bool needs_body() const { return !sections.empty() || envelope || body || bodystructure; }
 };
 
 class session final : public net::stoppable {
@@ -997,10 +1000,15 @@ std::optional<fetch_request> session::parse_fetch(std::vector<value> const& args
       return std::nullopt;
     }
     if (up == "ALL" || up == "FULL") {
-      error = "ENVELOPE is not supported yet";
-      return std::nullopt;
-    }
-    if (up == "FAST") {
+      r.flags = r.internaldate = r.size = r.envelope = true;
+      r.body = up == "FULL";
+    } else if (up == "ENVELOPE") {
+      r.envelope = true;
+    } else if (up == "BODYSTRUCTURE") {
+      r.bodystructure = true;
+    } else if (up == "BODY") {
+      r.body = true;
+    } else if (up == "FAST") {
       r.flags = r.internaldate = r.size = true;
     } else if (up == "UID") {
       r.uid = true;
@@ -1078,7 +1086,7 @@ std::optional<fetch_request> session::parse_fetch(std::vector<value> const& args
         s.item_name += "<" + std::to_string(*o) + ">";
       }
       r.sections.push_back(std::move(s));
-    } else if (up == "ENVELOPE" || up == "BODYSTRUCTURE" || up == "BODY" || text::istarts_with(up, "BINARY")) {
+    } else if (text::istarts_with(up, "BINARY")) {
       error = up + " is not supported yet";
       return std::nullopt;
     } else {
@@ -1198,6 +1206,16 @@ task<void> session::do_fetch(command const& c) {
         if (msg.error() == store::errc::no_such_message) continue;  // expunged meanwhile
         no(c, "[SERVERBUG] Cannot read a message");
         co_return;
+      }
+      if (req->envelope || req->body || req->bodystructure) {
+        auto tree = mime::parse(*msg);
+        if (!tree) {
+          no(c, "[PARSE] The message's MIME structure is beyond the limits");
+          co_return;
+        }
+        if (req->envelope) bodies.push_back("ENVELOPE " + envelope(*tree));
+        if (req->body) bodies.push_back("BODY " + body_structure(*msg, *tree, false));
+        if (req->bodystructure) bodies.push_back("BODYSTRUCTURE " + body_structure(*msg, *tree, true));
       }
       for (auto const& s : req->sections) {
         auto bytes = section_bytes(*msg, s);

@@ -156,8 +156,7 @@ result<void> parse_part(std::string_view msg, std::size_t begin, std::size_t end
   }
   if (p.type == "text" || p.is_message()) {
     auto b = msg.substr(p.body_begin, end - p.body_begin);
-    p.body_lines = static_cast<std::size_t>(std::count(b.begin(), b.end(), '\n'));
-    if (!b.empty() && b.back() != '\n') ++p.body_lines;
+    p.body_lines = static_cast<std::size_t>(std::count(b.begin(), b.end(), '\n'));  // line ends, as Dovecot counts
   }
   return {};
 }

@@ -5,10 +5,11 @@
 // UNSUBSCRIBE, LIST (patterns, child and SPECIAL-USE attributes), LSUB, NAMESPACE, STATUS,
 // APPEND (APPENDUID, APPENDLIMIT), IDLE, CHECK, CLOSE, UNSELECT, EXPUNGE, SEARCH (flags, sizes,
 // dates, sequence and UID sets, header and text substrings, NOT/OR/lists), FETCH (FLAGS, UID,
-// INTERNALDATE, RFC822.SIZE, RFC822*, BODY[section]<partial> and BODY.PEEK with MIME part
-// numbers, HEADER.FIELDS[.NOT], MIME, TEXT), STORE, COPY, MOVE, UID variants, UIDPLUS.
-// Not yet: ENVELOPE and BODYSTRUCTURE (answered BAD), CONDSTORE/QRESYNC, ESEARCH, SORT,
-// THREAD, QUOTA, ACL, LIST-EXTENDED options, BINARY.
+// INTERNALDATE, RFC822.SIZE, RFC822*, ENVELOPE, BODY, BODYSTRUCTURE, BODY[section]<partial>
+// and BODY.PEEK with MIME part numbers, HEADER.FIELDS[.NOT], MIME, TEXT), STORE, COPY, MOVE,
+// UID variants, UIDPLUS.
+// Not yet: CONDSTORE/QRESYNC, SEARCH RETURN options, SORT, THREAD, QUOTA, ACL, LIST-EXTENDED
+// selection options, BINARY (answered BAD or ignored as documented per command).
 //
 // Contracts: LOGIN and AUTHENTICATE only over TLS unless the listener allows plaintext; every
 // read has a deadline (30 minutes, RFC 9051 5.4); commands are read by imap::parser with its

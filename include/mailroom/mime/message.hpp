@@ -51,7 +51,7 @@ struct part {
   std::string subtype = "plain";
   std::vector<std::pair<std::string, std::string>> params;
   std::vector<part> children;   ///< multipart parts, or the one message of message/rfc822
-  std::size_t body_lines = 0;   ///< lines in the body (for text/* and message/rfc822)
+  std::size_t body_lines = 0;   ///< line ends in the body (for text/* and message/rfc822)
 
   std::optional<std::string_view> header(std::string_view name) const noexcept;  ///< first, case-insensitive
   bool multipart() const noexcept { return type == "multipart"; }
