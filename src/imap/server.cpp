@@ -136,8 +136,23 @@ std::optional<std::string> status_text(store::mailbox_status const& st, std::vec
     else if (s == "RECENT") v = st.recent;
     else if (s == "SIZE") v = st.size;
     else if (s == "DELETED") v = st.deleted;
+    else if (s == "HIGHESTMODSEQ") v = st.highest_modseq;
     else return std::nullopt;
     out += (out.empty() ? "" : " ") + s + " " + std::to_string(v);
+  }
+  return out;
+}
+
+// "1:3,7" from ascending numbers.
+std::string compact_set(std::vector<std::uint32_t> const& v) {
+  std::string out;
+  for (std::size_t i = 0; i < v.size();) {
+    auto j = i;
+    while (j + 1 < v.size() && v[j + 1] == v[j] + 1) ++j;
+    if (!out.empty()) out += ',';
+    out += std::to_string(v[i]);
+    if (j > i) out += ":" + std::to_string(v[j]);
+    i = j + 1;
   }
   return out;
 }
@@ -154,6 +169,8 @@ struct fetch_section {
 struct fetch_request {
   bool uid = false, flags = false, internaldate = false, size = false;
   bool envelope = false, body = false, bodystructure = false;
+  bool modseq = false;
+  std::optional<store::modseq_t> changed_since;
   std::vector<fetch_section> sections;
   bool needs_body() const { return !sections.empty() || envelope || body || bodystructure; }
 };
@@ -228,6 +245,7 @@ class session final : public net::stoppable {
   task<void> do_status(command const& c);
   task<void> do_append(command const& c);
   task<void> do_idle(command const& c);
+  task<void> do_quota(command const& c);
   task<void> do_fetch(command const& c);
   task<void> do_store(command const& c);
   task<void> do_search(command const& c);
@@ -271,6 +289,7 @@ class session final : public net::stoppable {
   bool logout_ = false;
   bool utf8_ = false;
   bool rev2_ = false;
+  bool condstore_ = false;  ///< RFC 7162: enabled explicitly or by the first CONDSTORE-using command
   std::size_t bad_count_ = 0;
   std::size_t auth_failures_ = 0;
   state state_ = state::not_authenticated;
@@ -282,7 +301,8 @@ class session final : public net::stoppable {
 
 std::string session::capabilities() const {
   std::string c = "CAPABILITY IMAP4rev2 IMAP4rev1 LITERAL- SASL-IR ENABLE ID IDLE NAMESPACE UIDPLUS MOVE UNSELECT "
-                  "SPECIAL-USE LIST-STATUS UTF8=ACCEPT APPENDLIMIT=" + std::to_string(opts_.limits.max_append_literal);
+                  "SPECIAL-USE LIST-STATUS UTF8=ACCEPT CONDSTORE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE "
+                  "APPENDLIMIT=" + std::to_string(opts_.limits.max_append_literal);
   if (state_ == state::not_authenticated) {
     if (tls_available()) c += " STARTTLS";
     if (!auth_allowed()) {
@@ -462,6 +482,9 @@ task<void> session::dispatch(command& c) {
         } else if (a.is_atom("UTF8=ACCEPT") && !utf8_) {
           utf8_ = true;
           enabled += " UTF8=ACCEPT";
+        } else if (a.is_atom("CONDSTORE") && !condstore_) {
+          condstore_ = true;
+          enabled += " CONDSTORE";
         }
       }
       untagged("ENABLED" + enabled);
@@ -538,6 +561,10 @@ task<void> session::dispatch(command& c) {
       co_await do_idle(c);
       co_return;
     }
+    if ((n == "GETQUOTAROOT" || n == "GETQUOTA" || n == "SETQUOTA") && argc >= 1) {
+      co_await do_quota(c);
+      co_return;
+    }
   }
   if (state_ == state::selected) {
     if (!c.uid && (n == "CHECK" || n == "CLOSE" || n == "UNSELECT") && argc == 0) {
@@ -554,11 +581,11 @@ task<void> session::dispatch(command& c) {
       co_await do_expunge(c);
       co_return;
     }
-    if (n == "FETCH" && argc >= 2) {
+    if (n == "FETCH" && (argc == 2 || argc == 3)) {
       co_await do_fetch(c);
       co_return;
     }
-    if (n == "STORE" && argc == 3) {
+    if (n == "STORE" && (argc == 3 || argc == 4)) {
       co_await do_store(c);
       co_return;
     }
@@ -708,6 +735,9 @@ task<void> session::do_select(command const& c, bool read_only) {
     bad(c.tag, "Invalid mailbox name");
     co_return;
   }
+  if (c.args.size() == 2 && c.args[1].k == value::kind::list && c.args[1].items.size() == 1 &&
+      c.args[1].items[0].is_atom("CONDSTORE"))
+    condstore_ = true;
   auto mb = co_await account_->open(*name, read_only);
   if (!mb) {
     store_error(c, mb.error());
@@ -724,6 +754,7 @@ task<void> session::do_select(command const& c, bool read_only) {
   if (!rev2_) untagged(std::to_string(recent) + " RECENT");
   untagged("OK [UIDVALIDITY " + std::to_string(mailbox_->uidvalidity()) + "] UIDs valid");
   untagged("OK [UIDNEXT " + std::to_string(mailbox_->uidnext()) + "] Predicted next UID");
+  untagged("OK [HIGHESTMODSEQ " + std::to_string(mailbox_->highest_modseq()) + "] Highest");
   if (rev2_) untagged("LIST () \"/\" " + wire_name(mailbox_->name()));
   ok(c, read_only ? "[READ-ONLY] EXAMINE completed" : "[READ-WRITE] SELECT completed");
 }
@@ -889,7 +920,8 @@ task<void> session::report_changes() {
   for (auto idx : ch->changed) {
     if (idx < known)
       untagged(std::to_string(idx + 1) + " FETCH (UID " + std::to_string(msgs[idx].uid) + " FLAGS (" +
-               msgs[idx].flags.to_imap() + "))");
+               msgs[idx].flags.to_imap() + ")" +
+               (condstore_ ? " MODSEQ (" + std::to_string(msgs[idx].modseq) + ")" : std::string()) + ")");
   }
   if (grew && !rev2_) {
     for (auto const& m : msgs) recent += m.recent ? 1 : 0;
@@ -962,6 +994,49 @@ task<void> session::do_idle(command const& c) {
   ok(c, "IDLE terminated");
 }
 
+// RFC 9208: one quota root "" per account, STORAGE in KiB and MESSAGE counts; no SETQUOTA.
+task<void> session::do_quota(command const& c) {
+  if (c.name == "SETQUOTA") {
+    no(c, "[NOPERM] Quotas are set by the administrator");
+    co_return;
+  }
+  if (c.name == "GETQUOTAROOT") {
+    auto name = mailbox_arg(c.args[0]);
+    if (!name) {
+      bad(c.tag, "Invalid mailbox name");
+      co_return;
+    }
+    auto st = co_await account_->status(*name);
+    if (!st) {
+      store_error(c, st.error());
+      co_return;
+    }
+  } else if (!c.args[0].is_string_like() || !c.args[0].text.empty()) {
+    no(c, "[NONEXISTENT] No such quota root");
+    co_return;
+  }
+  auto q = co_await account_->quota();
+  if (!q) {
+    store_error(c, q.error());
+    co_return;
+  }
+  bool limited = q->storage_limit || q->messages_limit;
+  if (c.name == "GETQUOTAROOT") untagged("QUOTAROOT " + wire_name(mailbox_arg(c.args[0]).value_or("")) + (limited ? " \"\"" : ""));
+  if (limited) {
+    std::string res;
+    if (q->storage_limit)
+      res += "STORAGE " + std::to_string((q->storage_used + 1023) / 1024) + " " + std::to_string(q->storage_limit / 1024);
+    if (q->messages_limit)
+      res += (res.empty() ? "" : " ") + std::string("MESSAGE ") + std::to_string(q->messages_used) + " " +
+             std::to_string(q->messages_limit);
+    untagged("QUOTA \"\" (" + res + ")");
+  } else if (c.name == "GETQUOTA") {
+    no(c, "[NONEXISTENT] No such quota root");
+    co_return;
+  }
+  ok(c);
+}
+
 std::optional<std::vector<std::size_t>> session::resolve_set(std::string_view set, bool uid) const {
   auto const& msgs = mailbox_->messages();
   if (set == "$") return std::nullopt;  // SEARCHRES is not offered
@@ -1008,6 +1083,8 @@ std::optional<fetch_request> session::parse_fetch(std::vector<value> const& args
       r.bodystructure = true;
     } else if (up == "BODY") {
       r.body = true;
+    } else if (up == "MODSEQ") {
+      r.modseq = true;
     } else if (up == "FAST") {
       r.flags = r.internaldate = r.size = true;
     } else if (up == "UID") {
@@ -1191,8 +1268,25 @@ task<void> session::do_fetch(command const& c) {
     bad(c.tag, error);
     co_return;
   }
+  if (c.args.size() == 3) {  // (CHANGEDSINCE n), RFC 7162 3.1.4
+    auto const& mods = c.args[2];
+    std::optional<std::uint64_t> since;
+    if (mods.k == value::kind::list && mods.items.size() == 2 && mods.items[0].is_atom("CHANGEDSINCE"))
+      since = text::parse_uint(mods.items[1].text);
+    if (!since) {
+      bad(c.tag, "Unknown FETCH modifier");
+      co_return;
+    }
+    req->changed_since = *since;
+    req->modseq = true;
+  } else if (c.args.size() > 3) {
+    bad(c.tag, "Too many FETCH arguments");
+    co_return;
+  }
+  if (req->modseq) condstore_ = true;
   for (auto idx : *set) {
     auto const& m = mailbox_->messages()[idx];
+    if (req->changed_since && m.modseq <= *req->changed_since) continue;
     std::string items;
     auto add = [&](std::string const& s) {
       if (!items.empty()) items += ' ';
@@ -1242,6 +1336,7 @@ task<void> session::do_fetch(command const& c) {
     if (req->flags || mark_seen) add("FLAGS (" + now.flags.to_imap() + ")");
     if (req->internaldate) add("INTERNALDATE " + imap_date(now.internal_date));
     if (req->size) add("RFC822.SIZE " + std::to_string(now.size));
+    if (req->modseq) add("MODSEQ (" + std::to_string(now.modseq) + ")");
     for (auto& b : bodies) add(b);
     untagged(std::to_string(idx + 1) + " FETCH (" + items + ")");
     if (out_.size() > 256 * 1024)
@@ -1259,7 +1354,22 @@ task<void> session::do_store(command const& c) {
     bad(c.tag, "Invalid message set");
     co_return;
   }
-  auto what = text::to_upper(c.args[1].text);
+  std::size_t a = 1;
+  std::optional<store::modseq_t> unchanged_since;
+  if (c.args.size() == 4) {  // (UNCHANGEDSINCE n), RFC 7162 3.1.3
+    auto const& mods = c.args[1];
+    std::optional<std::uint64_t> v;
+    if (mods.k == value::kind::list && mods.items.size() == 2 && mods.items[0].is_atom("UNCHANGEDSINCE"))
+      v = text::parse_uint(mods.items[1].text);
+    if (!v) {
+      bad(c.tag, "Unknown STORE modifier");
+      co_return;
+    }
+    unchanged_since = *v;
+    condstore_ = true;
+    a = 2;
+  }
+  auto what = text::to_upper(c.args[a].text);
   bool silent = what.ends_with(".SILENT");
   if (silent) what.resize(what.size() - 7);
   store::flag_op op;
@@ -1271,8 +1381,8 @@ task<void> session::do_store(command const& c) {
     co_return;
   }
   store::flag_set f;
-  std::vector<value> one{c.args[2]};
-  auto const& list = c.args[2].k == value::kind::list ? c.args[2].items : one;
+  std::vector<value> one{c.args[a + 1]};
+  auto const& list = c.args[a + 1].k == value::kind::list ? c.args[a + 1].items : one;
   for (auto const& v : list)
     if (!f.add_imap(v.text)) {
       bad(c.tag, "Invalid flag " + v.text);
@@ -1284,17 +1394,32 @@ task<void> session::do_store(command const& c) {
   }
   std::vector<store::uid_t> uids;
   for (auto idx : *set) uids.push_back(mailbox_->messages()[idx].uid);
-  auto r = co_await mailbox_->store(uids, op, f);
+  auto r = co_await mailbox_->store(uids, op, f, unchanged_since);
   if (!r) {
     store_error(c, r.error());
     co_return;
   }
-  if (!silent)
-    for (auto idx : r->changed) {
-      auto const& m = mailbox_->messages()[idx];
-      untagged(std::to_string(idx + 1) + " FETCH (FLAGS (" + m.flags.to_imap() + ")" +
-               (c.uid ? " UID " + std::to_string(m.uid) : std::string()) + ")");
+  for (auto idx : r->changed) {
+    auto const& m = mailbox_->messages()[idx];
+    // With CONDSTORE the new MODSEQ is reported even for .SILENT (RFC 7162 3.2).
+    if (silent && !condstore_) continue;
+    std::string items = silent ? std::string() : "FLAGS (" + m.flags.to_imap() + ")";
+    if (c.uid) items += (items.empty() ? "" : " ") + std::string("UID ") + std::to_string(m.uid);
+    if (condstore_) items += (items.empty() ? "" : " ") + std::string("MODSEQ (") + std::to_string(m.modseq) + ")";
+    untagged(std::to_string(idx + 1) + " FETCH (" + items + ")");
+  }
+  if (!r->modified.empty()) {
+    std::vector<std::uint32_t> ids;
+    for (auto uid : r->modified) {
+      if (c.uid) ids.push_back(uid);
+      else
+        for (std::size_t i = 0; i < mailbox_->messages().size(); ++i)
+          if (mailbox_->messages()[i].uid == uid) ids.push_back(static_cast<std::uint32_t>(i + 1));
     }
+    std::sort(ids.begin(), ids.end());
+    ok(c, "[MODIFIED " + compact_set(ids) + "] Conditional STORE failed");
+    co_return;
+  }
   ok(c);
 }
 
@@ -1458,6 +1583,17 @@ bool search_key(std::vector<value> const& keys, std::size_t& i, search_ctx const
     bool b = search_key(keys, i, x, err, depth + 1);
     return err.empty() && (a || b);
   }
+  if (up == "MODSEQ") {  // RFC 7162 3.1.5; the optional entry name and type are accepted
+      if (i + 2 < keys.size() && keys[i].k == value::kind::string) i += 2;
+    auto a = arg();
+    if (!a) return false;
+    auto n = text::parse_uint(a->text);
+    if (!n) {
+      err = "Invalid MODSEQ";
+      return false;
+    }
+    return x.m->modseq >= *n;
+  }
   if (up == "UID") {
     auto a = arg();
     if (!a) return false;
@@ -1517,18 +1653,6 @@ bool needs_raw(std::vector<value> const& keys) {
   return false;
 }
 
-std::string compact_set(std::vector<std::uint32_t> const& v) {
-  std::string out;
-  for (std::size_t i = 0; i < v.size();) {
-    auto j = i;
-    while (j + 1 < v.size() && v[j + 1] == v[j] + 1) ++j;
-    if (!out.empty()) out += ',';
-    out += std::to_string(v[i]);
-    if (j > i) out += ":" + std::to_string(v[j]);
-    i = j + 1;
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -1590,14 +1714,25 @@ task<void> session::do_search(command const& c) {
     }
     if (all) hits.push_back(c.uid ? msgs[idx].uid : static_cast<std::uint32_t>(idx + 1));
   }
+  bool by_modseq = std::any_of(keys.begin(), keys.end(), [](value const& k) { return k.is_atom("MODSEQ"); });
+  store::modseq_t top = 0;
+  if (by_modseq) {
+    condstore_ = true;
+    for (auto h : hits) {
+      auto idx = c.uid ? static_cast<std::size_t>(std::lower_bound(msgs.begin(), msgs.end(), h, [](store::message_info const& m, std::uint32_t u) { return m.uid < u; }) - msgs.begin()) : h - 1;
+      if (idx < msgs.size()) top = std::max(top, msgs[idx].modseq);
+    }
+  }
   if (rev2_) {
     std::string line = "ESEARCH (TAG " + astring(c.tag) + ")";
     if (c.uid) line += " UID";
     if (!hits.empty()) line += " ALL " + compact_set(hits);
+    if (top) line += " MODSEQ " + std::to_string(top);
     untagged(line);
   } else {
     std::string line = "SEARCH";
     for (auto h : hits) line += " " + std::to_string(h);
+    if (top) line += " (MODSEQ " + std::to_string(top) + ")";
     untagged(line);
   }
   ok(c);

@@ -20,11 +20,11 @@ struct fixture {
   asio::io_context io;
   blocking_pool pool{2};
   testing::temp_dir dir;
-  std::shared_ptr<store::memory::store> st = std::make_shared<store::memory::store>(store::memory::options{false});
+  std::shared_ptr<store::memory::store> st;
   std::unique_ptr<imap::server> srv;
   asio::ip::tcp::endpoint ep;
 
-  fixture() {
+  explicit fixture(store::memory::options so = {false}) : st(std::make_shared<store::memory::store>(so)) {
     auto pw = dir.path() + "/passwd";
     testing::write_file(pw, "alice:{PLAIN}secret\n");
     st->add_account("alice");
@@ -199,4 +199,48 @@ TEST_CASE("literals, IDLE with a delivery in between, bad commands before login"
   CHECK(has(out, "a OK"));
   out = f.talk("a AUTHENTICATE PLAIN\r\nAGFsaWNlAHNlY3JldA==\r\nb LOGOUT\r\n");
   CHECK(has(out, "+ \r\na OK"));
+}
+
+TEST_CASE("CONDSTORE: HIGHESTMODSEQ, FETCH MODSEQ and CHANGEDSINCE, STORE UNCHANGEDSINCE, SEARCH MODSEQ") {
+  fixture f;
+  f.put("Subject: a\r\n\r\nx\r\n");
+  f.put("Subject: b\r\n\r\ny\r\n");
+  auto out = f.talk(
+      "a LOGIN alice secret\r\n"
+      "b SELECT INBOX (CONDSTORE)\r\n"
+      "c FETCH 1:* (FLAGS MODSEQ)\r\n"
+      "d STORE 2 +FLAGS (\\Flagged)\r\n"
+      "e FETCH 1:* (FLAGS) (CHANGEDSINCE 3)\r\n"
+      "f STORE 1,2 (UNCHANGEDSINCE 3) +FLAGS (\\Seen)\r\n"
+      "g SEARCH MODSEQ 4\r\n"
+      "h STATUS INBOX (HIGHESTMODSEQ)\r\n"
+      "i STORE 1 (BOGUS 1) +FLAGS (\\Seen)\r\n"
+      "j LOGOUT\r\n");
+  CHECK(has(out, "* OK [HIGHESTMODSEQ 3]"));
+  CHECK(has(out, "* 1 FETCH (FLAGS () MODSEQ (2))"));
+  CHECK(has(out, "* 2 FETCH (FLAGS () MODSEQ (3))"));
+  CHECK(has(out, "* 2 FETCH (FLAGS (\\Flagged) MODSEQ (4))"));
+  CHECK(has(out, "* 2 FETCH (FLAGS (\\Flagged) MODSEQ (4))\r\ne OK"));  // only message 2 changed since 3
+  CHECK(has(out, "* 1 FETCH (FLAGS (\\Seen) MODSEQ (5))"));
+  CHECK(has(out, "f OK [MODIFIED 2]"));
+  CHECK(has(out, "* SEARCH 1 2 (MODSEQ 5)"));
+  CHECK(has(out, "* STATUS \"INBOX\" (HIGHESTMODSEQ 5)"));
+  CHECK(has(out, "i BAD"));
+}
+
+TEST_CASE("QUOTA: GETQUOTAROOT and GETQUOTA report STORAGE (KiB) and MESSAGE; SETQUOTA is refused") {
+  store::memory::options so{false};
+  so.storage_limit = 10 * 1024;
+  so.messages_limit = 5;
+  fixture f(so);
+  f.put(std::string(2000, 'x'));
+  auto out = f.talk("a LOGIN alice secret\r\nb GETQUOTAROOT INBOX\r\nc GETQUOTA \"\"\r\nd SETQUOTA \"\" (STORAGE 1)\r\n"
+                    "e GETQUOTA nope\r\nf LOGOUT\r\n");
+  CHECK(has(out, "* QUOTAROOT \"INBOX\" \"\"\r\n* QUOTA \"\" (STORAGE 2 10 MESSAGE 1 5)\r\nb OK"));
+  CHECK(has(out, "* QUOTA \"\" (STORAGE 2 10 MESSAGE 1 5)\r\nc OK"));
+  CHECK(has(out, "d NO [NOPERM]"));
+  CHECK(has(out, "e NO [NONEXISTENT]"));
+  fixture unlimited;
+  out = unlimited.talk("a LOGIN alice secret\r\nb GETQUOTAROOT INBOX\r\nc LOGOUT\r\n");
+  CHECK(has(out, "* QUOTAROOT \"INBOX\"\r\nb OK"));
 }

@@ -109,6 +109,24 @@ class ImapTest(unittest.TestCase):
         self.assertIn(b"OK", line)
         m.logout()
 
+    def test_condstore_and_quota(self):
+        m = self.ssl()
+        typ, data = m.select("INBOX")
+        self.assertIn("CONDSTORE", m.capabilities)
+        typ, data = m.fetch("1:*", "(MODSEQ)")
+        before = max(int(x.split(b"MODSEQ (")[1].split(b")")[0]) for x in data)  # HIGHESTMODSEQ
+        m.store("1", "+FLAGS", "(\\Flagged)")
+        m.untagged_responses.clear()
+        typ, data = m.fetch("1:*", "(FLAGS) (CHANGEDSINCE %d)" % before)
+        self.assertEqual(len(data), 1, data)  # only message 1 changed
+        self.assertIn(b"\\Flagged", data[0])
+        typ, data = m._simple_command("STORE", "1", "(UNCHANGEDSINCE %d)" % before, "+FLAGS", "(\\Seen)")
+        self.assertEqual(typ, "OK")
+        self.assertIn(b"[MODIFIED 1]", data[0])
+        typ, data = m.getquotaroot("INBOX")
+        self.assertEqual(typ, "OK")
+        m.logout()
+
     def test_authenticate_plain_and_curl(self):
         m = imaplib.IMAP4_SSL("127.0.0.1", self.ports["imaps"], ssl_context=sinklib.insecure_tls(), timeout=10)
         typ, _ = m.authenticate("PLAIN", lambda _: b"\0" + USER.encode() + b"\0" + PASS.encode())

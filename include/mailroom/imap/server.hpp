@@ -7,9 +7,11 @@
 // dates, sequence and UID sets, header and text substrings, NOT/OR/lists), FETCH (FLAGS, UID,
 // INTERNALDATE, RFC822.SIZE, RFC822*, ENVELOPE, BODY, BODYSTRUCTURE, BODY[section]<partial>
 // and BODY.PEEK with MIME part numbers, HEADER.FIELDS[.NOT], MIME, TEXT), STORE, COPY, MOVE,
-// UID variants, UIDPLUS.
-// Not yet: CONDSTORE/QRESYNC, SEARCH RETURN options, SORT, THREAD, QUOTA, ACL, LIST-EXTENDED
-// selection options, BINARY (answered BAD or ignored as documented per command).
+// UID variants, UIDPLUS, CONDSTORE (HIGHESTMODSEQ, FETCH MODSEQ/CHANGEDSINCE, STORE
+// UNCHANGEDSINCE with [MODIFIED], SEARCH MODSEQ, STATUS HIGHESTMODSEQ), QUOTA (one root ""
+// per account, STORAGE and MESSAGE; SETQUOTA refused).
+// Not yet: QRESYNC, SEARCH RETURN options, SORT, THREAD, ACL, LIST-EXTENDED selection options,
+// BINARY (answered BAD or ignored as documented per command).
 //
 // Contracts: LOGIN and AUTHENTICATE only over TLS unless the listener allows plaintext; every
 // read has a deadline (30 minutes, RFC 9051 5.4); commands are read by imap::parser with its
