@@ -1197,15 +1197,17 @@ std::optional<std::string> session::section_bytes(std::string const& msg, fetch_
     if (!parsed) return std::nullopt;
     tree = std::move(*parsed);
     mime::part const* p = &*tree;
+    mime::part const* last = nullptr;
     for (std::size_t i = 0; i < s.part.size(); ++i) {
       auto n = s.part[i];
       if (p->is_message() && !p->children.empty()) p = &p->children[0];  // parts of an attached message
       if (p->multipart()) {
         if (n > p->children.size()) return std::string();
         p = &p->children[n - 1];
-      } else if (n != 1) {
-        return std::string();
+      } else if (n != 1 || (i > 0 && p == last)) {
+        return std::string();  // a leaf has only part 1, itself, and nothing below it
       }
+      last = p;
     }
     head_begin = p->begin;
     body_begin = p->body_begin;

@@ -24,11 +24,13 @@ struct fixture {
   std::unique_ptr<imap::server> srv;
   asio::ip::tcp::endpoint ep;
 
-  explicit fixture(store::memory::options so = {false}) : st(std::make_shared<store::memory::store>(so)) {
+  explicit fixture(store::memory::options so = {false}, std::chrono::milliseconds command_timeout = std::chrono::minutes(30))
+      : st(std::make_shared<store::memory::store>(so)) {
     auto pw = dir.path() + "/passwd";
     testing::write_file(pw, "alice:{PLAIN}secret\n");
     st->add_account("alice");
     imap::server_options o;
+    o.command_timeout = command_timeout;
     o.store = st;
     o.auth = auth::passwd_file::open(pw, pool).value();
     o.auth_throttle = testing::fast_throttle();
@@ -243,4 +245,32 @@ TEST_CASE("QUOTA: GETQUOTAROOT and GETQUOTA report STORAGE (KiB) and MESSAGE; SE
   fixture unlimited;
   out = unlimited.talk("a LOGIN alice secret\r\nb GETQUOTAROOT INBOX\r\nc LOGOUT\r\n");
   CHECK(has(out, "* QUOTAROOT \"INBOX\"\r\nb OK"));
+}
+
+TEST_CASE("hostile: BODY[1.1.1...] 1000 levels deep, IDLE without DONE until the deadline") {
+  fixture f({false}, std::chrono::milliseconds(300));
+  f.put("Subject: a\r\n\r\nx\r\n");
+  std::string deep = "1";
+  for (int i = 0; i < 999; ++i) deep += ".1";
+  auto out = f.talk("a LOGIN alice secret\r\nb SELECT INBOX\r\nc FETCH 1 BODY[" + deep + "]\r\n"
+                    "d FETCH 1 BODY[1.1.1]\r\ne IDLE\r\n");
+  CHECK(has(out, "c BAD Invalid section part"));
+  CHECK(has(out, "* 1 FETCH (FLAGS (\\Seen) BODY[1.1.1] {0}\r\n)"));  // a part that does not exist is empty
+  // The client never says DONE (the script ends without it but keeps the connection open):
+  // talk() half-closes, which the server sees as the end; test the deadline with a live socket.
+  auto idle = testing::run(f.io, [&]() -> task<std::string> {
+    auto s = (co_await net::tcp_stream::connect(f.io.get_executor(), f.ep, 5s)).value();
+    s->set_timeouts({5s, 5s});
+    REQUIRE(co_await s->write(std::string_view("a LOGIN alice secret\r\nb SELECT INBOX\r\nc IDLE\r\n")));
+    std::string got;
+    char buf[4096];
+    for (;;) {  // until the server gives up on us and closes
+      auto n = co_await s->read_some(buf);
+      if (!n || *n == 0) break;
+      got.append(buf, *n);
+    }
+    co_return got;
+  }());
+  CHECK(has(idle, "+ idling"));
+  CHECK(has(idle, "* BYE Autologout"));
 }
