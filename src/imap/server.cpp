@@ -939,11 +939,14 @@ task<void> session::do_idle(command const& c) {
   // may run at once on a net::stream.
   bool idling = true;
   bool watcher_running = state_ == state::selected;
+  bool watcher_waiting = false;  // only a wait may be cancelled: cancelling a write would cut a response
   asio::cancellation_signal stop_watch;
   if (watcher_running) {
-    auto watcher = [this, &idling]() -> task<void> {
+    auto watcher = [this, &idling, &watcher_waiting]() -> task<void> {
       while (idling) {
+        watcher_waiting = true;
         co_await mailbox_->wait_for_change(std::chrono::minutes(1));
+        watcher_waiting = false;
         if (!idling) break;
         co_await report_changes();
         if (!idling) break;
@@ -976,7 +979,7 @@ task<void> session::do_idle(command const& c) {
   }
   idling = false;
   if (watcher_running) {
-    stop_watch.emit(asio::cancellation_type::terminal);
+    if (watcher_waiting) stop_watch.emit(asio::cancellation_type::terminal);
     while (watcher_running) {
       idle_done_.expires_after(std::chrono::seconds(5));
       co_await idle_done_.async_wait(use_tuple);
