@@ -949,6 +949,11 @@ task<void> session::do_idle(command const& c) {
         watcher_waiting = false;
         if (!idling) break;
         co_await report_changes();
+        if (logout_) {  // the mailbox went away: BYE was queued; end the session's read too
+          (void)co_await flush();
+          stream_->cancel();
+          break;
+        }
         if (!idling) break;
         if (auto w = co_await flush(); !w) break;
       }
@@ -1430,10 +1435,11 @@ task<void> session::do_store(command const& c) {
 
 // SEARCH keys over one message; the raw message is read only for header and text keys.
 struct search_ctx {
-  session* s;
   store::message_info const* m;
   std::size_t seq;
   std::string const* raw;
+  std::uint32_t max_seq;  ///< what '*' means in a sequence set
+  std::uint32_t max_uid;  ///< what '*' means in a UID set
 };
 
 task<void> session::do_copy(command const& c, bool move) {
@@ -1464,10 +1470,7 @@ task<void> session::do_copy(command const& c, bool move) {
   std::string code = r->uids.empty() ? std::string() : "[COPYUID " + std::to_string(r->uidvalidity) + " " + src + " " + dst + "] ";
   if (move) {
     if (!code.empty()) untagged("OK " + code + "Moved");
-    std::vector<store::uid_t> gone;
-    for (auto const& [s, d] : r->uids) gone.push_back(s);
-    std::sort(gone.begin(), gone.end());
-    report_expunged(gone);
+    report_expunged(r->expunged);
     ok(c);
   } else {
     ok(c, code + "COPY completed");
@@ -1602,7 +1605,7 @@ bool search_key(std::vector<value> const& keys, std::size_t& i, search_ctx const
   if (up == "UID") {
     auto a = arg();
     if (!a) return false;
-    auto set = parse_sequence_set(a->text, UINT32_MAX);
+    auto set = parse_sequence_set(a->text, x.max_uid);
     if (!set) {
       err = "Invalid UID set";
       return false;
@@ -1636,12 +1639,12 @@ bool search_key(std::vector<value> const& keys, std::size_t& i, search_ctx const
     return icontains(hay, needle->text);
   }
   if (!k.text.empty() && (std::isdigit(static_cast<unsigned char>(k.text[0])) || k.text[0] == '*')) {
-    auto set = parse_sequence_set(k.text, UINT32_MAX);
+    auto set = parse_sequence_set(k.text, x.max_seq);
     if (!set) {
       err = "Invalid sequence set";
       return false;
     }
-    return contains(*set, static_cast<std::uint32_t>(x.seq));  // '*' was resolved by do_search
+    return contains(*set, static_cast<std::uint32_t>(x.seq));
   }
   err = "Unknown or unsupported search key " + k.text;
   return false;
@@ -1681,20 +1684,9 @@ task<void> session::do_search(command const& c) {
     bad(c.tag, "Missing search keys");
     co_return;
   }
-  // '*' in sequence sets means the highest number in use: resolve before matching.
   auto const& msgs = mailbox_->messages();
-  for (auto& k : keys)
-    if (k.k == value::kind::atom && k.text.find('*') != std::string::npos &&
-        (std::isdigit(static_cast<unsigned char>(k.text[0])) || k.text[0] == '*')) {
-      auto set = parse_sequence_set(k.text, static_cast<std::uint32_t>(msgs.size()));
-      if (!set) {
-        bad(c.tag, "Invalid sequence set");
-        co_return;
-      }
-      std::string resolved;
-      for (auto const& r : *set) resolved += (resolved.empty() ? "" : ",") + std::to_string(r.first) + ":" + std::to_string(r.last);
-      k.text = resolved.empty() ? "0" : resolved;
-    }
+  auto max_seq = static_cast<std::uint32_t>(msgs.size());
+  auto max_uid = msgs.empty() ? 0u : msgs.back().uid;
   bool raw_needed = needs_raw(keys);
   std::vector<std::uint32_t> hits;
   std::string err;
@@ -1705,7 +1697,7 @@ task<void> session::do_search(command const& c) {
       if (!m) continue;
       raw = std::move(*m);
     }
-    search_ctx x{this, &msgs[idx], idx + 1, &raw};
+    search_ctx x{&msgs[idx], idx + 1, &raw, max_seq, max_uid};
     bool all = true;
     std::size_t i = 0;
     while (i < keys.size()) {

@@ -144,6 +144,9 @@ TEST_CASE("SEARCH: flags, sizes, text, NOT/OR, UID, sequence sets; ESEARCH after
       "d SEARCH OR SUBJECT hello BODY hello\r\n"
       "e SEARCH NOT SEEN LARGER 40\r\n"
       "f UID SEARCH 2:* TEXT again\r\n"
+      "f2 UID SEARCH UID 3:*\r\n"
+      "f3 UID SEARCH UID 9:*\r\n"
+      "f4 SEARCH (2:*)\r\n"
       "g SEARCH (SEEN) (SUBJECT world)\r\n"
       "h SEARCH BOGUS\r\n"
       "i ENABLE IMAP4rev2\r\n"
@@ -153,6 +156,9 @@ TEST_CASE("SEARCH: flags, sizes, text, NOT/OR, UID, sequence sets; ESEARCH after
   CHECK(has(out, "* SEARCH 1 3\r\nd OK"));
   CHECK(has(out, "* SEARCH 2\r\ne OK"));
   CHECK(has(out, "* SEARCH 3\r\nf OK"));
+  CHECK(has(out, "* SEARCH 3\r\nf2 OK"));
+  CHECK(has(out, "* SEARCH 3\r\nf3 OK"));  // n:* with n above the last UID still means the last
+  CHECK(has(out, "* SEARCH 2 3\r\nf4 OK"));
   CHECK(has(out, "* SEARCH 1\r\ng OK"));
   CHECK(has(out, "h BAD"));
   CHECK(has(out, "* ENABLED IMAP4rev2"));

@@ -249,6 +249,7 @@ TEST_CASE_TEMPLATE("wait_for_change wakes when another session appends", B, memo
 task<void> case6(std::shared_ptr<message_store> st, asio::io_context& io) {
   auto a = (co_await st->open_account("frank")).value();
   REQUIRE(co_await a->create("Lists/dev", special_use::none));
+  REQUIRE(co_await a->create("Lists-old", special_use::none));  // sorts between "Lists" and "Lists/dev"
   REQUIRE(co_await a->create("Sent", special_use::sent));
   REQUIRE(co_await a->create("Entwürfe", special_use::drafts));
   CHECK((co_await a->create("Sent", special_use::none)).error() == errc::mailbox_exists);
@@ -257,11 +258,12 @@ task<void> case6(std::shared_ptr<message_store> st, asio::io_context& io) {
   auto list = (co_await a->list()).value();
   std::vector<std::string> names;
   for (auto const& m : list) names.push_back(m.name);
-  CHECK(names == std::vector<std::string>{"INBOX", "Entwürfe", "Lists", "Lists/dev", "Sent"});
+  CHECK(names == std::vector<std::string>{"INBOX", "Entwürfe", "Lists", "Lists-old", "Lists/dev", "Sent"});
   CHECK(list[1].use == special_use::drafts);
   CHECK(list[2].has_children);
   CHECK(!list[3].has_children);
-  CHECK(list[4].use == special_use::sent);
+  CHECK(!list[4].has_children);
+  CHECK(list[5].use == special_use::sent);
   CHECK((co_await a->remove("INBOX")).error() == errc::cannot);
   CHECK((co_await a->remove("Lists")).error() == errc::has_children);
   CHECK((co_await a->remove("Nope")).error() == errc::no_such_mailbox);

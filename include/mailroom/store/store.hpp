@@ -79,6 +79,7 @@ struct store_flags_result {
 struct copy_result {
   std::uint32_t uidvalidity = 0;        ///< of the destination
   std::vector<std::pair<uid_t, uid_t>> uids;  ///< (source UID, destination UID), source order
+  std::vector<uid_t> expunged;          ///< move: the sources removed from the view, ascending
 };
 
 class mailbox {

@@ -306,7 +306,9 @@ class maildir_account final : public account, public std::enable_shared_from_thi
       for (std::size_t i = 0; i < names.size(); ++i) {
         mailbox_info m{names[i], default_use(names[i]), subscribed.count(names[i]) > 0, false};
         if (auto it = uses.find(names[i]); it != uses.end()) m.use = it->second;
-        m.has_children = i + 1 < names.size() && is_inferior(names[i + 1], names[i]);
+        // Not just the next name: "Archive-2020" sorts between "Archive" and "Archive/2021".
+        auto child = std::lower_bound(names.begin(), names.end(), names[i] + delimiter);
+        m.has_children = child != names.end() && is_inferior(*child, names[i]);
         if (names[i].starts_with("INBOX/")) out[0].has_children = true;
         out.push_back(std::move(m));
       }
@@ -696,8 +698,11 @@ class maildir_mailbox final : public mailbox {
     for (auto const& [s, _] : done->result.uids) moved.push_back(s);
     auto job2 = [src, moved]() { return src->remove(moved, false); };
     auto gone = co_await acct_->pool().offload(std::move(job2));
-    if (!gone) co_return fail(gone.error());
-    drop(gone->uids);
+    // The copies exist now: a source that could not be removed stays (and is reported as such).
+    if (gone) {
+      drop(gone->uids);
+      done->result.expunged = std::move(gone->uids);
+    }
     co_return std::move(done->result);
   }
 

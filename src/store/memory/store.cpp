@@ -270,7 +270,9 @@ class memory_mailbox final : public mailbox {
       }
       if (!moved.empty()) ++mb_->highest_modseq;
     }
+    std::sort(moved.begin(), moved.end());
     drop(moved);
+    out.expunged = moved;
     target->notifier.notify();
     if (!moved.empty()) mb_->notifier.notify();
     co_return out;
@@ -301,8 +303,8 @@ class memory_account final : public account {
     std::vector<mailbox_info> out;
     for (auto const& [name, mb] : data_->mailboxes) {
       mailbox_info info{name, mb->use, mb->subscribed, false};
-      auto next = data_->mailboxes.upper_bound(name);
-      info.has_children = next != data_->mailboxes.end() && is_inferior(next->first, name);
+      auto child = data_->mailboxes.lower_bound(name + delimiter);  // not just the next name
+      info.has_children = child != data_->mailboxes.end() && is_inferior(child->first, name);
       if (name == "INBOX") out.insert(out.begin(), std::move(info));
       else out.push_back(std::move(info));
     }
@@ -329,8 +331,8 @@ class memory_account final : public account {
       if (*name == "INBOX") co_return fail(errc::cannot);
       auto it = data_->mailboxes.find(*name);
       if (it == data_->mailboxes.end()) co_return fail(errc::no_such_mailbox);
-      auto next = std::next(it);
-      if (next != data_->mailboxes.end() && is_inferior(next->first, *name)) co_return fail(errc::has_children);
+      auto child = data_->mailboxes.lower_bound(*name + delimiter);
+      if (child != data_->mailboxes.end() && is_inferior(child->first, *name)) co_return fail(errc::has_children);
       mb = it->second;
       data_->mailboxes.erase(it);
     }

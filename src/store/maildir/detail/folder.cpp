@@ -201,9 +201,13 @@ result<void> folder::load_locked() {
       rest.remove_prefix(nl + 1);
       std::size_t bad = 0;
       log_records_ = 1;
+      bool torn = false;
       while (!rest.empty()) {
         nl = rest.find('\n');
-        if (nl == std::string_view::npos) break;  // torn last line: never acknowledged
+        if (nl == std::string_view::npos) {  // torn last line: never acknowledged; cut it off below
+          torn = true;
+          break;
+        }
         auto line = rest.substr(0, nl);
         rest.remove_prefix(nl + 1);
         ++log_records_;
@@ -247,6 +251,9 @@ result<void> folder::load_locked() {
         highest_ = std::max(highest_, *mod);
       }
       if (bad) log_.warning("uidlist has unreadable records, skipped", {{"folder", path_}, {"count", std::to_string(bad)}});
+      // Later appends must not be glued to a torn record: write the list out whole.
+      if (torn || bad)
+        if (auto r = rewrite_log_locked(); !r) return r;
     }
   }
   if (lost) {
@@ -343,6 +350,10 @@ result<bool> folder::scan_locked(bool force) {
     if (::stat((path_ + "/" + e.relative_path()).c_str(), &st) != 0) continue;  // gone again
     e.date = st.st_mtim.tv_sec;
     e.size = size_from_name(base).value_or(static_cast<std::uint64_t>(st.st_size));
+    if (uidnext_ == UINT32_MAX) {  // no UID left: never wrap around
+      loaded_ = false;
+      return fail(errc::corrupt);
+    }
     e.modseq = ++highest_;
     auto uid = uidnext_++;
     records += record(uid, e);
@@ -496,7 +507,10 @@ result<store_flags_result> folder::set_flags(std::vector<message_info>& view, st
     view[idx].modseq = e.modseq;
     out.changed.push_back(idx);
   }
-  if (auto r = append_log_locked(records); !r && !failure) failure = r.error();
+  if (auto r = append_log_locked(records); !r) {
+    loaded_ = false;  // not durable: reload from disk rather than serve it
+    if (!failure) failure = r.error();
+  }
   if (!records.empty()) notifier_.notify();
   if (failure) return fail(failure);
   return out;
@@ -524,7 +538,10 @@ result<folder::removed> folder::remove(std::span<uid_t const> uids, bool require
     entries_.erase(it);
   }
   std::sort(out.uids.begin(), out.uids.end());
-  if (auto r = append_log_locked(records); !r && !failure) failure = r.error();
+  if (auto r = append_log_locked(records); !r) {
+    loaded_ = false;
+    if (!failure) failure = r.error();
+  }
   if (!records.empty()) notifier_.notify();
   if (failure && out.uids.empty()) return fail(failure);
   return out;
@@ -564,6 +581,10 @@ result<std::vector<uid_t>> folder::adopt(std::vector<adopted_file> const& files)
     e.size = af.size;
     e.date = af.date;
     e.flags = flags_from_info(e.info, keywords_, &e.other);
+    if (uidnext_ == UINT32_MAX) {  // no UID left: never wrap around
+      loaded_ = false;
+      return fail(errc::corrupt);
+    }
     e.modseq = ++highest_;
     auto uid = uidnext_++;
     records += record(uid, e);
