@@ -179,7 +179,7 @@ class session final : public net::stoppable {
  public:
   session(server::impl& srv, std::unique_ptr<net::stream> s, asio::ip::tcp::endpoint remote, listener_options lo)
       : opts_(srv.opts), stream_(std::move(s)), parser_(opts_.limits), remote_(remote), listener_(std::move(lo)),
-        log_(srv.log.with_id(make_session_id())), watchdog_(srv.core->get_executor()),
+        log_(srv.log.with_id(make_session_id())),
         idle_done_(srv.core->get_executor()) {}
 
   task<void> run();
@@ -279,9 +279,7 @@ class session final : public net::stoppable {
   asio::ip::tcp::endpoint remote_;
   listener_options listener_;
   log::logger log_;
-  asio::steady_timer watchdog_;
   asio::steady_timer idle_done_;
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   net::stream* handshake_lower_ = nullptr;
   std::string out_;
   bool reading_ = false;
@@ -336,19 +334,9 @@ task<result<parser::event>> session::next_event() {
 }
 
 task<bool> session::start_tls() {
-  handshake_lower_ = stream_.get();
-  bool fired = false;
-  watchdog_.expires_after(opts_.tls_handshake_timeout);
-  watchdog_.async_wait([this, &fired, alive = std::weak_ptr<int>(alive_)](std::error_code ec) {
-    if (ec || alive.expired() || !handshake_lower_) return;
-    fired = true;
-    handshake_lower_->close();
-  });
-  auto t = co_await net::tls::accept(opts_.tls, std::move(stream_));
-  watchdog_.cancel();
-  handshake_lower_ = nullptr;
+  auto t = co_await net::accept_tls(opts_.tls, std::move(stream_), opts_.tls_handshake_timeout, &handshake_lower_);
   if (!t) {
-    log_.info("TLS handshake failed", {{"error", fired ? "timeout" : t.error().message()}});
+    log_.info("TLS handshake failed", {{"error", t.error().message()}});
     co_return false;
   }
   stream_ = std::move(*t);
@@ -1761,9 +1749,8 @@ result<asio::ip::tcp::endpoint> server::listen(listener_options const& opts) {
       opts.endpoint, opts.reuse_port,
       [self, opts](std::unique_ptr<net::tcp_stream> s, asio::ip::tcp::endpoint remote, asio::ip::tcp::endpoint) {
         return run_session(self, std::move(s), remote, opts);
-      });
-  if (ep) impl_->log.info("listening", {{"address", ep->address().to_string() + ":" + std::to_string(ep->port())},
-                                        {"mode", opts.implicit_tls ? "implicit-tls" : "plain"}});
+      },
+      opts.implicit_tls ? "implicit-tls" : "plain");
   return ep;
 }
 

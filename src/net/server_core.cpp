@@ -1,5 +1,7 @@
 #include "mailroom/net/server_core.hpp"
 
+#include "mailroom/net/error.hpp"
+
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -34,7 +36,8 @@ server_core::guard::~guard() {
   if (core_->stopping_ && core_->sessions_.empty()) core_->drained_.cancel();
 }
 
-result<asio::ip::tcp::endpoint> server_core::listen(asio::ip::tcp::endpoint ep, bool reuse_port, handler h) {
+result<asio::ip::tcp::endpoint> server_core::listen(asio::ip::tcp::endpoint ep, bool reuse_port, handler h,
+                                                    std::string_view mode) {
   auto acc = std::make_unique<asio::ip::tcp::acceptor>(ex_);
   std::error_code ec;
   acc->open(ep.protocol(), ec);
@@ -53,6 +56,8 @@ result<asio::ip::tcp::endpoint> server_core::listen(asio::ip::tcp::endpoint ep, 
   if (ec) return fail(ec);
   acceptors_.push_back(std::move(acc));
   asio::co_spawn(ex_, shared_from_this()->accept_loop(acceptors_.back().get(), std::move(h)), asio::detached);
+  log_.info("listening", {{"address", bound.address().to_string() + ":" + std::to_string(bound.port())},
+                          {"mode", std::string(mode)}});
   return bound;
 }
 
@@ -77,6 +82,27 @@ task<void> server_core::accept_loop(asio::ip::tcp::acceptor* acc, handler h) {
     }
     asio::co_spawn(ex_, h(std::move(stream), remote, local), asio::detached);
   }
+}
+
+task<result<std::unique_ptr<stream>>> accept_tls(std::shared_ptr<tls::server_context> ctx,
+                                                 std::unique_ptr<stream> s, std::chrono::milliseconds deadline,
+                                                 stream** lower) {
+  *lower = s.get();
+  // The expiry may already be queued when the handshake ends: `done` keeps it from closing a
+  // connection that succeeded.
+  auto done = std::make_shared<bool>(false);
+  asio::steady_timer timer(s->get_executor(), deadline);
+  auto* transport = s.get();
+  timer.async_wait([done, transport](std::error_code ec) {
+    if (!ec && !*done) transport->close();
+  });
+  auto t = co_await tls::accept(std::move(ctx), std::move(s));
+  *done = true;
+  bool expired = timer.expiry() <= asio::steady_timer::clock_type::now();
+  timer.cancel();
+  *lower = nullptr;
+  if (!t && expired) co_return fail(errc::timeout);
+  co_return t;
 }
 
 void server_core::close_all() noexcept {

@@ -34,6 +34,7 @@
 #include "mailroom/core/result.hpp"
 #include "mailroom/core/task.hpp"
 #include "mailroom/imap/parser.hpp"
+#include "mailroom/net/server_core.hpp"
 #include "mailroom/net/tls/context.hpp"
 #include "mailroom/store/store.hpp"
 
@@ -58,12 +59,7 @@ struct server_options {
   std::shared_ptr<auth::throttle> auth_throttle;  ///< null: the server makes its own
 };
 
-struct listener_options {
-  asio::ip::tcp::endpoint endpoint;
-  bool implicit_tls = false;          ///< port 993
-  bool allow_plaintext_auth = false;  ///< LOGIN/AUTHENTICATE without TLS (trusted LANs, tests)
-  bool reuse_port = false;
-};
+using listener_options = net::reader_listener_options;  ///< implicit_tls: port 993
 
 class server {
  public:

@@ -21,8 +21,24 @@
 #include "mailroom/core/result.hpp"
 #include "mailroom/core/task.hpp"
 #include "mailroom/net/tcp_stream.hpp"
+#include "mailroom/net/tls/context.hpp"
 
 namespace mailroom::net {
+
+/// A POP3 or IMAP listener: plain (STLS/STARTTLS offered) or implicit TLS (995/993).
+struct reader_listener_options {
+  asio::ip::tcp::endpoint endpoint;
+  bool implicit_tls = false;
+  bool allow_plaintext_auth = false;  ///< passwords without TLS (trusted LANs, tests)
+  bool reuse_port = false;
+};
+
+/// A server-side TLS handshake bounded by `deadline` as a whole (a client trickling bytes cannot
+/// stretch it). While it runs, `*lower` names the transport so a shutdown can close it; it is
+/// reset before this returns. On failure the transport is gone.
+task<result<std::unique_ptr<stream>>> accept_tls(std::shared_ptr<tls::server_context> ctx,
+                                                 std::unique_ptr<stream> s, std::chrono::milliseconds deadline,
+                                                 stream** lower);
 
 class stoppable {
  public:
@@ -45,8 +61,10 @@ class server_core : public std::enable_shared_from_this<server_core> {
   bool stopping() const noexcept { return stopping_; }
   std::size_t active_sessions() const noexcept { return sessions_.size(); }
 
-  /// Binds and starts accepting; returns the bound endpoint (port 0 picks one).
-  result<asio::ip::tcp::endpoint> listen(asio::ip::tcp::endpoint ep, bool reuse_port, handler h);
+  /// Binds and starts accepting; returns the bound endpoint (port 0 picks one). `mode` is for the
+  /// log line ("plain", "implicit-tls", ...).
+  result<asio::ip::tcp::endpoint> listen(asio::ip::tcp::endpoint ep, bool reuse_port, handler h,
+                                         std::string_view mode = "plain");
 
   /// Registers a session for as long as the guard lives.
   class guard {

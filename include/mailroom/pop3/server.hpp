@@ -23,6 +23,7 @@
 #include "mailroom/core/result.hpp"
 #include "mailroom/core/task.hpp"
 #include "mailroom/net/stream.hpp"
+#include "mailroom/net/server_core.hpp"
 #include "mailroom/net/tls/context.hpp"
 #include "mailroom/store/store.hpp"
 
@@ -45,12 +46,7 @@ struct server_options {
   std::shared_ptr<auth::throttle> auth_throttle;  ///< null: the server makes its own
 };
 
-struct listener_options {
-  asio::ip::tcp::endpoint endpoint;
-  bool implicit_tls = false;           ///< port 995
-  bool allow_plaintext_auth = false;   ///< USER/PASS and AUTH without TLS (LAN appliances, tests)
-  bool reuse_port = false;
-};
+using listener_options = net::reader_listener_options;  ///< implicit_tls: port 995
 
 class server {
  public:

@@ -339,26 +339,10 @@ result<bool> folder::scan_locked(bool force) {
   std::vector<std::pair<std::string, found_file>> fresh(found.begin(), found.end());
   std::sort(fresh.begin(), fresh.end(), [](auto const& a, auto const& b) { return a.first < b.first; });
   for (auto& [base, ff] : fresh) {
-    entry e;
-    auto fn = split_file_name(ff.file);
-    e.base = base;
-    e.info = std::string(fn.info);
-    e.has_info = fn.has_info;
-    e.in_new = ff.in_new;
-    e.flags = flags_from_info(e.info, keywords_, &e.other);
     struct stat st {};
-    if (::stat((path_ + "/" + e.relative_path()).c_str(), &st) != 0) continue;  // gone again
-    e.date = st.st_mtim.tv_sec;
-    e.size = size_from_name(base).value_or(static_cast<std::uint64_t>(st.st_size));
-    if (uidnext_ == UINT32_MAX) {  // no UID left: never wrap around
-      loaded_ = false;
-      return fail(errc::corrupt);
-    }
-    e.modseq = ++highest_;
-    auto uid = uidnext_++;
-    records += record(uid, e);
-    by_base_[base] = uid;
-    entries_[uid] = std::move(e);
+    if (::stat((path_ + (ff.in_new ? "/new/" : "/cur/") + ff.file).c_str(), &st) != 0) continue;  // gone again
+    auto size = size_from_name(base).value_or(static_cast<std::uint64_t>(st.st_size));
+    if (auto uid = add_entry_locked(ff.file, ff.in_new, size, st.st_mtim.tv_sec, records); !uid) return fail(uid.error());
     changed = true;
   }
   if (auto r = append_log_locked(records); !r) {
@@ -376,6 +360,29 @@ result<void> folder::current_locked() {
   if (!loaded_) return load_locked();
   if (auto r = scan_locked(false); !r) return fail(r.error());
   return {};
+}
+
+result<uid_t> folder::add_entry_locked(std::string_view file, bool in_new, std::uint64_t size, std::int64_t date,
+                                       std::string& records) {
+  if (uidnext_ == UINT32_MAX) {  // no UID left: never wrap around
+    loaded_ = false;
+    return fail(errc::corrupt);
+  }
+  entry e;
+  auto fn = split_file_name(file);
+  e.base = std::string(fn.base);
+  e.info = std::string(fn.info);
+  e.has_info = fn.has_info;
+  e.in_new = in_new;
+  e.size = size;
+  e.date = date;
+  e.flags = flags_from_info(e.info, keywords_, &e.other);
+  e.modseq = ++highest_;
+  auto uid = uidnext_++;
+  records += record(uid, e);
+  by_base_[e.base] = uid;
+  entries_[uid] = std::move(e);
+  return uid;
 }
 
 folder::snapshot folder::make_snapshot_locked(std::vector<uid_t> claimed) {
@@ -573,24 +580,9 @@ result<std::vector<uid_t>> folder::adopt(std::vector<adopted_file> const& files)
       out.push_back(it->second);
       continue;
     }
-    entry e;
-    e.base = base;
-    e.info = std::string(fn.info);
-    e.has_info = fn.has_info;
-    e.in_new = af.in_new;
-    e.size = af.size;
-    e.date = af.date;
-    e.flags = flags_from_info(e.info, keywords_, &e.other);
-    if (uidnext_ == UINT32_MAX) {  // no UID left: never wrap around
-      loaded_ = false;
-      return fail(errc::corrupt);
-    }
-    e.modseq = ++highest_;
-    auto uid = uidnext_++;
-    records += record(uid, e);
-    by_base_[base] = uid;
-    entries_[uid] = std::move(e);
-    out.push_back(uid);
+    auto uid = add_entry_locked(af.file, af.in_new, af.size, af.date, records);
+    if (!uid) return fail(uid.error());
+    out.push_back(*uid);
   }
   if (auto r = append_log_locked(records); !r) {
     loaded_ = false;

@@ -92,6 +92,9 @@ class folder {
   result<void> load_locked();
   result<bool> scan_locked(bool force);
   result<void> current_locked();  ///< loaded, and rescanned if the directories changed
+  /// A new message with the next UID and MODSEQ; its log record goes to `records`.
+  result<uid_t> add_entry_locked(std::string_view file, bool in_new, std::uint64_t size, std::int64_t date,
+                                 std::string& records);
   result<void> append_log_locked(std::string const& records);
   result<void> rewrite_log_locked();
   void load_keywords_locked();
