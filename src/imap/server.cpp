@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdio>
 #include <ctime>
+#include <set>
 
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
@@ -19,6 +20,7 @@
 #include "mailroom/core/base64.hpp"
 #include "mailroom/core/text.hpp"
 #include "mailroom/mime/message.hpp"
+#include "mailroom/mime/transfer_encoding.hpp"
 #include "mailroom/net/error.hpp"
 #include "mailroom/net/server_core.hpp"
 #include "mailroom/net/tcp_stream.hpp"
@@ -157,6 +159,65 @@ std::string compact_set(std::vector<std::uint32_t> const& v) {
   return out;
 }
 
+// RFC 7162 3.2.5: SELECT (QRESYNC (uidvalidity modseq [known-uids] [(seq-match-data)])).
+struct qresync_params {
+  std::uint32_t uidvalidity = 0;
+  store::modseq_t modseq = 0;
+  std::optional<std::vector<seq_range>> known;  ///< nullopt: every UID the mailbox had
+};
+
+std::optional<qresync_params> parse_qresync(std::vector<value> const& v) {
+  if (v.size() < 2 || v.size() > 4) return std::nullopt;
+  qresync_params q;
+  auto uv = text::parse_uint(v[0].text, 0xffffffffu);
+  auto ms = text::parse_uint(v[1].text);
+  if (!v[0].is_string_like() || !v[1].is_string_like() || !uv || !ms || *uv == 0 || *ms == 0) return std::nullopt;
+  q.uidvalidity = static_cast<std::uint32_t>(*uv);
+  q.modseq = *ms;
+  std::size_t i = 2;
+  if (i < v.size() && v[i].k == value::kind::atom) {
+    q.known = parse_sequence_set(v[i].text, 0xffffffffu);
+    if (!q.known) return std::nullopt;
+    ++i;
+  }
+  if (i < v.size()) {  // seq-match-data: checked, not needed (VANISHED covers every known UID)
+    auto const& m = v[i];
+    if (m.k != value::kind::list || m.items.size() != 2 || !parse_sequence_set(m.items[0].text, 0xffffffffu) ||
+        !parse_sequence_set(m.items[1].text, 0xffffffffu))
+      return std::nullopt;
+    ++i;
+  }
+  if (i != v.size()) return std::nullopt;
+  return q;
+}
+
+// The UIDs below uidnext that are in `known` (every UID when nullopt) but not in `msgs`, as
+// an IMAP sequence set built from gaps (never enumerates UIDs one by one).
+std::string missing_uids(std::optional<std::vector<seq_range>> const& known, std::vector<store::message_info> const& msgs,
+                         store::uid_t uidnext) {
+  std::string out;
+  if (uidnext <= 1) return out;
+  std::vector<seq_range> all{{1, uidnext - 1}};
+  auto emit = [&](std::uint32_t a, std::uint32_t b) {
+    if (!out.empty()) out += ',';
+    out += std::to_string(a);
+    if (b > a) out += ":" + std::to_string(b);
+  };
+  for (auto const& r : known ? *known : all) {
+    if (r.first > uidnext - 1) break;
+    std::uint32_t last = std::min<std::uint32_t>(r.last, uidnext - 1);
+    std::uint64_t cur = r.first;
+    auto it = std::lower_bound(msgs.begin(), msgs.end(), r.first,
+                               [](store::message_info const& m, std::uint32_t u) { return m.uid < u; });
+    for (; it != msgs.end() && it->uid <= last; ++it) {
+      if (it->uid > cur) emit(static_cast<std::uint32_t>(cur), it->uid - 1);
+      cur = std::uint64_t{it->uid} + 1;
+    }
+    if (cur <= last) emit(static_cast<std::uint32_t>(cur), last);
+  }
+  return out;
+}
+
 struct fetch_section {
   std::string item_name;          // as echoed: "BODY[1.HEADER]" (partial origin added)
   std::vector<unsigned> part;     // part numbers
@@ -164,6 +225,8 @@ struct fetch_section {
   std::vector<std::string> fields;
   std::optional<std::pair<std::uint64_t, std::uint64_t>> partial;
   bool peek = false;
+  bool binary = false;       // BINARY[...] (RFC 3516): the part's content, transfer-decoded
+  bool binary_size = false;  // BINARY.SIZE[...]: only the decoded size
 };
 
 struct fetch_request {
@@ -255,6 +318,7 @@ class session final : public net::stoppable {
   void report_expunged(std::vector<store::uid_t> const& uids);
   void close_mailbox() {
     mailbox_.reset();
+    saved_.clear();
     state_ = state::authenticated;
   }
 
@@ -271,7 +335,9 @@ class session final : public net::stoppable {
   std::optional<std::vector<std::size_t>> resolve_set(std::string_view set, bool uid) const;
   std::optional<fetch_request> parse_fetch(std::vector<value> const& args, std::size_t from, bool uid, std::string& error);
   task<result<std::string>> read_message(store::uid_t uid);
-  std::optional<std::string> section_bytes(std::string const& msg, fetch_section const& s);
+  /// nullopt when the MIME structure cannot be read; unknown_cte is set when a BINARY section
+  /// has a Content-Transfer-Encoding we cannot decode.
+  std::optional<std::string> section_bytes(std::string const& msg, fetch_section const& s, bool& unknown_cte);
 
   server_options const& opts_;
   std::unique_ptr<net::stream> stream_;
@@ -288,18 +354,20 @@ class session final : public net::stoppable {
   bool utf8_ = false;
   bool rev2_ = false;
   bool condstore_ = false;  ///< RFC 7162: enabled explicitly or by the first CONDSTORE-using command
+  bool qresync_ = false;    ///< RFC 7162 QRESYNC enabled: VANISHED instead of EXPUNGE
   std::size_t bad_count_ = 0;
   std::size_t auth_failures_ = 0;
   state state_ = state::not_authenticated;
   std::string account_name_;
   std::shared_ptr<store::account> account_;
   std::unique_ptr<store::mailbox> mailbox_;
+  std::vector<store::uid_t> saved_;  ///< SEARCHRES (RFC 5182) "$", ascending UIDs
   std::vector<char> read_buf_ = std::vector<char>(16 * 1024);
 };
 
 std::string session::capabilities() const {
   std::string c = "CAPABILITY IMAP4rev2 IMAP4rev1 LITERAL- SASL-IR ENABLE ID IDLE NAMESPACE UIDPLUS MOVE UNSELECT "
-                  "SPECIAL-USE LIST-STATUS UTF8=ACCEPT CONDSTORE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE "
+                  "SPECIAL-USE LIST-EXTENDED LIST-STATUS UTF8=ACCEPT BINARY ESEARCH SEARCHRES CONDSTORE QRESYNC QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE "
                   "APPENDLIMIT=" + std::to_string(opts_.limits.max_append_literal);
   if (state_ == state::not_authenticated) {
     if (tls_available()) c += " STARTTLS";
@@ -473,6 +541,9 @@ task<void> session::dispatch(command& c) {
         } else if (a.is_atom("CONDSTORE") && !condstore_) {
           condstore_ = true;
           enabled += " CONDSTORE";
+        } else if (a.is_atom("QRESYNC") && !qresync_) {
+          qresync_ = condstore_ = true;  // QRESYNC implies CONDSTORE (RFC 7162 3.2.3)
+          enabled += " QRESYNC";
         }
       }
       untagged("ENABLED" + enabled);
@@ -717,15 +788,42 @@ task<void> session::do_authenticate(command const& c) {
 }
 
 task<void> session::do_select(command const& c, bool read_only) {
-  close_mailbox();  // a failed SELECT leaves no mailbox selected (RFC 9051 6.3.2)
+  // A failed SELECT leaves no mailbox selected (RFC 9051 6.3.2); the client learns that the
+  // previous one closed from [CLOSED] (RFC 9051, RFC 7162 3.2.11).
+  if (mailbox_ && (rev2_ || qresync_)) untagged("OK [CLOSED] Previous mailbox closed");
+  close_mailbox();
   auto name = mailbox_arg(c.args[0]);
   if (!name) {
     bad(c.tag, "Invalid mailbox name");
     co_return;
   }
-  if (c.args.size() == 2 && c.args[1].k == value::kind::list && c.args[1].items.size() == 1 &&
-      c.args[1].items[0].is_atom("CONDSTORE"))
-    condstore_ = true;
+  // Parameters: (CONDSTORE) and/or (QRESYNC (uidvalidity modseq [known-uids [seq-match]])).
+  std::optional<qresync_params> qr;
+  if (c.args.size() > 2 || (c.args.size() == 2 && c.args[1].k != value::kind::list)) {
+    bad(c.tag, "Invalid SELECT parameters");
+    co_return;
+  }
+  if (c.args.size() == 2) {
+    auto const& ps = c.args[1].items;
+    for (std::size_t i = 0; i < ps.size(); ++i) {
+      if (ps[i].is_atom("CONDSTORE")) {
+        condstore_ = true;
+      } else if (ps[i].is_atom("QRESYNC") && i + 1 < ps.size() && ps[i + 1].k == value::kind::list) {
+        if (!qresync_) {
+          bad(c.tag, "ENABLE QRESYNC first");
+          co_return;
+        }
+        qr = parse_qresync(ps[++i].items);
+        if (!qr) {
+          bad(c.tag, "Invalid QRESYNC parameters");
+          co_return;
+        }
+      } else {
+        bad(c.tag, "Unknown SELECT parameter");
+        co_return;
+      }
+    }
+  }
   auto mb = co_await account_->open(*name, read_only);
   if (!mb) {
     store_error(c, mb.error());
@@ -744,31 +842,73 @@ task<void> session::do_select(command const& c, bool read_only) {
   untagged("OK [UIDNEXT " + std::to_string(mailbox_->uidnext()) + "] Predicted next UID");
   untagged("OK [HIGHESTMODSEQ " + std::to_string(mailbox_->highest_modseq()) + "] Highest");
   if (rev2_) untagged("LIST () \"/\" " + wire_name(mailbox_->name()));
+  if (qr && qr->uidvalidity == mailbox_->uidvalidity()) {
+    // RFC 7162 3.2.5.1. Expunges are not kept with their MODSEQ, so VANISHED (EARLIER) names
+    // every known UID that is gone, not only those expunged after the client's MODSEQ; clients
+    // ignore UIDs they do not have.
+    auto gone = missing_uids(qr->known, mailbox_->messages(), mailbox_->uidnext());
+    if (!gone.empty()) untagged("VANISHED (EARLIER) " + gone);
+    auto const& msgs = mailbox_->messages();
+    for (std::size_t i = 0; i < msgs.size(); ++i)
+      if (msgs[i].modseq > qr->modseq)
+        untagged(std::to_string(i + 1) + " FETCH (UID " + std::to_string(msgs[i].uid) + " FLAGS (" +
+                 msgs[i].flags.to_imap() + ") MODSEQ (" + std::to_string(msgs[i].modseq) + "))");
+  }
   ok(c, read_only ? "[READ-ONLY] EXAMINE completed" : "[READ-WRITE] SELECT completed");
 }
 
 task<void> session::do_list(command const& c, bool lsub) {
-  // LIST [selection options] reference pattern [RETURN (...)]
+  // LIST [(selection options)] reference pattern(s) [RETURN (return options)] — RFC 5258,
+  // RFC 5819 (STATUS), RFC 6154 (SPECIAL-USE); LSUB is RFC 3501's.
+  bool sel_subscribed = lsub, sel_recursive = false, sel_special = false;
+  bool ret_subscribed = false, ret_children = true;
+  std::vector<std::string> status_items;
   std::size_t i = 0;
-  if (!lsub && c.args[0].k == value::kind::list) ++i;  // selection options: accepted, not applied
+  if (!lsub && c.args[0].k == value::kind::list) {
+    for (auto const& o : c.args[0].items) {
+      if (o.is_atom("SUBSCRIBED")) sel_subscribed = true;
+      else if (o.is_atom("RECURSIVEMATCH")) sel_recursive = true;
+      else if (o.is_atom("SPECIAL-USE")) sel_special = true;
+      else if (!o.is_atom("REMOTE")) {  // REMOTE: no remote mailboxes here
+        bad(c.tag, "Unknown LIST selection option " + o.text);
+        co_return;
+      }
+    }
+    if (sel_recursive && !sel_subscribed && !sel_special) {
+      bad(c.tag, "RECURSIVEMATCH needs another selection option");
+      co_return;
+    }
+    ++i;
+  }
   if (c.args.size() < i + 2) {
     bad(c.tag, "LIST needs a reference and a pattern");
     co_return;
   }
   auto ref = mailbox_arg(c.args[i]);
   std::vector<std::string> patterns;
-  if (c.args[i + 1].k == value::kind::list) {
+  if (c.args[i + 1].k == value::kind::list && !lsub) {
     for (auto const& p : c.args[i + 1].items)
       if (auto d = mailbox_arg(p)) patterns.push_back(*d);
   } else if (auto d = mailbox_arg(c.args[i + 1])) {
     patterns.push_back(*d);
   }
-  std::vector<std::string> status_items;
-  for (std::size_t k = i + 2; k + 1 < c.args.size(); ++k)
-    if (c.args[k].is_atom("RETURN") && c.args[k + 1].k == value::kind::list)
-      for (auto const& r : c.args[k + 1].items)
-        if (r.is_atom("STATUS") || r.k == value::kind::list)
-          for (auto const& s : r.items) status_items.push_back(text::to_upper(s.text));
+  if (c.args.size() > i + 2) {
+    if (lsub || c.args.size() != i + 4 || !c.args[i + 2].is_atom("RETURN") || c.args[i + 3].k != value::kind::list) {
+      bad(c.tag, "Invalid LIST arguments");
+      co_return;
+    }
+    auto const& rs = c.args[i + 3].items;
+    for (std::size_t k = 0; k < rs.size(); ++k) {
+      if (rs[k].is_atom("SUBSCRIBED")) ret_subscribed = true;
+      else if (rs[k].is_atom("CHILDREN") || rs[k].is_atom("SPECIAL-USE")) continue;  // always returned
+      else if (rs[k].is_atom("STATUS") && k + 1 < rs.size() && rs[k + 1].k == value::kind::list) {
+        for (auto const& st : rs[++k].items) status_items.push_back(text::to_upper(st.text));
+      } else {
+        bad(c.tag, "Unknown LIST return option " + rs[k].text);
+        co_return;
+      }
+    }
+  }
   if (!ref || patterns.empty()) {
     bad(c.tag, "Invalid reference or pattern");
     co_return;
@@ -783,26 +923,45 @@ task<void> session::do_list(command const& c, bool lsub) {
     store_error(c, list.error());
     co_return;
   }
-  for (auto const& m : *list) {
-    if (lsub && !m.subscribed) continue;
-    bool match = false;
+  auto matches = [&](std::string_view name) {
     for (auto const& p : patterns) {
       auto full = *ref + p;
       if (text::istarts_with(full, "INBOX") && (full.size() == 5 || full[5] == store::delimiter))
         full.replace(0, 5, "INBOX");
-      if (wildcard(full, m.name)) match = true;
+      if (wildcard(full, name)) return true;
     }
-    if (!match) continue;
-    std::string attrs = m.has_children ? "\\HasChildren" : "\\HasNoChildren";
+    return false;
+  };
+  // Parents of subscribed mailboxes, for RECURSIVEMATCH's CHILDINFO (RFC 5258 3.5).
+  std::set<std::string, std::less<>> subscribed_parents;
+  if (sel_recursive && sel_subscribed)
+    for (auto const& m : *list)
+      if (m.subscribed)
+        for (auto p = store::parent_name(m.name); !p.empty(); p = store::parent_name(p)) subscribed_parents.emplace(p);
+  std::set<std::string, std::less<>> listed;
+  for (auto const& m : *list) {
+    bool childinfo = subscribed_parents.count(m.name) > 0;
+    if (sel_subscribed && !m.subscribed && !childinfo) continue;
+    if (sel_special && m.use == store::special_use::none) continue;
+    if (!matches(m.name)) continue;
+    listed.insert(m.name);
+    std::string attrs;
+    if (ret_children) attrs = m.has_children ? "\\HasChildren" : "\\HasNoChildren";
     if (m.use != store::special_use::none) attrs += " " + std::string(store::to_imap(m.use));
-    if (m.subscribed && !lsub) attrs += " \\Subscribed";
-    untagged(std::string(lsub ? "LSUB" : "LIST") + " (" + attrs + ") \"/\" " + wire_name(m.name));
+    if (m.subscribed && !lsub && (sel_subscribed || ret_subscribed)) attrs += " \\Subscribed";
+    std::string line = std::string(lsub ? "LSUB" : "LIST") + " (" + attrs + ") \"/\" " + wire_name(m.name);
+    if (childinfo && !lsub) line += " (\"CHILDINFO\" (\"SUBSCRIBED\"))";
+    untagged(line);
     if (!status_items.empty()) {
       auto st = co_await account_->status(m.name);
       if (auto items = st ? status_text(*st, status_items) : std::nullopt)
         untagged("STATUS " + wire_name(m.name) + " (" + *items + ")");
     }
   }
+  // Parents that do not exist but hold subscribed mailboxes.
+  for (auto const& p : subscribed_parents)
+    if (!listed.count(p) && matches(p))
+      untagged("LIST (\\NonExistent) \"/\" " + wire_name(p) + " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
   ok(c);
 }
 
@@ -875,6 +1034,11 @@ task<void> session::do_append(command const& c) {
 }
 
 void session::report_expunged(std::vector<store::uid_t> const& gone) {
+  if (gone.empty()) return;
+  if (qresync_) {  // RFC 7162 3.2.10
+    untagged("VANISHED " + compact_set(gone));
+    return;
+  }
   // Sequence numbers as the client knows them, shifting after each EXPUNGE.
   std::vector<store::uid_t> known;
   for (auto const& m : mailbox_->messages()) known.push_back(m.uid);
@@ -1035,7 +1199,12 @@ task<void> session::do_quota(command const& c) {
 
 std::optional<std::vector<std::size_t>> session::resolve_set(std::string_view set, bool uid) const {
   auto const& msgs = mailbox_->messages();
-  if (set == "$") return std::nullopt;  // SEARCHRES is not offered
+  if (set == "$") {  // RFC 5182: the saved result; messages expunged since then are gone from it
+    std::vector<std::size_t> out;
+    for (std::size_t i = 0; i < msgs.size(); ++i)
+      if (std::binary_search(saved_.begin(), saved_.end(), msgs[i].uid)) out.push_back(i);
+    return out;
+  }
   std::uint32_t max = uid ? (msgs.empty() ? 0 : msgs.back().uid) : static_cast<std::uint32_t>(msgs.size());
   auto ranges = parse_sequence_set(set, max);
   if (!ranges) return std::nullopt;
@@ -1159,9 +1328,47 @@ std::optional<fetch_request> session::parse_fetch(std::vector<value> const& args
         s.item_name += "<" + std::to_string(*o) + ">";
       }
       r.sections.push_back(std::move(s));
-    } else if (text::istarts_with(up, "BINARY")) {
-      error = up + " is not supported yet";
-      return std::nullopt;
+    } else if (text::istarts_with(up, "BINARY[") || text::istarts_with(up, "BINARY.PEEK[") ||
+               text::istarts_with(up, "BINARY.SIZE[")) {
+      // RFC 3516: BINARY[part]<partial>, BINARY.PEEK[part]<partial>, BINARY.SIZE[part].
+      fetch_section s;
+      s.binary = true;
+      s.binary_size = text::istarts_with(up, "BINARY.SIZE[");
+      s.peek = s.binary_size || text::istarts_with(up, "BINARY.PEEK[");
+      auto open = up.find('['), close = up.find(']');
+      auto sec = std::string_view(up).substr(open + 1, close == std::string::npos ? 0 : close - open - 1);
+      if (close == std::string::npos) {
+        error = "Invalid section";
+        return std::nullopt;
+      }
+      for (std::string_view rest = sec; !rest.empty();) {
+        auto dot = rest.find('.');
+        auto num = text::parse_uint(rest.substr(0, dot), 100000);
+        if (!num || *num == 0 || s.part.size() >= 100 || dot + 1 == rest.size()) {
+          error = "BINARY takes part numbers only";
+          return std::nullopt;
+        }
+        s.part.push_back(static_cast<unsigned>(*num));
+        rest = dot == std::string_view::npos ? std::string_view{} : rest.substr(dot + 1);
+      }
+      s.item_name = std::string(s.binary_size ? "BINARY.SIZE[" : "BINARY[") + std::string(sec) + "]";
+      auto rest = std::string_view(up).substr(close + 1);
+      if (!rest.empty()) {
+        auto dot = rest.find('.');
+        if (s.binary_size || rest.front() != '<' || rest.back() != '>' || dot == std::string_view::npos) {
+          error = "Invalid partial";
+          return std::nullopt;
+        }
+        auto o = text::parse_uint(rest.substr(1, dot - 1)).value_or(~0ull);
+        auto n = text::parse_uint(rest.substr(dot + 1, rest.size() - dot - 2)).value_or(0);
+        if (o == ~0ull || n == 0) {
+          error = "Invalid partial";
+          return std::nullopt;
+        }
+        s.partial = {o, n};
+        s.item_name += "<" + std::to_string(o) + ">";
+      }
+      r.sections.push_back(std::move(s));
     } else {
       error = "Unknown fetch item " + v->text;
       return std::nullopt;
@@ -1184,7 +1391,7 @@ task<result<std::string>> session::read_message(store::uid_t uid) {
   co_return out;
 }
 
-std::optional<std::string> session::section_bytes(std::string const& msg, fetch_section const& s) {
+std::optional<std::string> session::section_bytes(std::string const& msg, fetch_section const& s, bool& unknown_cte) {
   std::string_view whole = msg;
   std::size_t head_begin = 0, body_begin = 0, end = msg.size();
   std::optional<mime::part> tree;
@@ -1208,6 +1415,13 @@ std::optional<std::string> session::section_bytes(std::string const& msg, fetch_
     head_begin = p->begin;
     body_begin = p->body_begin;
     end = p->end;
+    if (s.binary) {
+      auto body = whole.substr(body_begin, end - body_begin);
+      if (p->multipart() || p->is_message()) return std::string(body);
+      auto decoded = mime::decode(body, p->header("Content-Transfer-Encoding").value_or(""));
+      if (!decoded) unknown_cte = true;
+      return decoded;
+    }
     if ((s.spec == "HEADER" || s.spec == "TEXT" || s.spec.starts_with("HEADER.FIELDS")) && p->is_message() &&
         !p->children.empty()) {
       head_begin = p->children[0].begin;
@@ -1266,17 +1480,32 @@ task<void> session::do_fetch(command const& c) {
     bad(c.tag, error);
     co_return;
   }
-  if (c.args.size() == 3) {  // (CHANGEDSINCE n), RFC 7162 3.1.4
+  if (c.args.size() == 3) {  // (CHANGEDSINCE n [VANISHED]), RFC 7162 3.1.4 and 3.2.6
     auto const& mods = c.args[2];
     std::optional<std::uint64_t> since;
-    if (mods.k == value::kind::list && mods.items.size() == 2 && mods.items[0].is_atom("CHANGEDSINCE"))
-      since = text::parse_uint(mods.items[1].text);
-    if (!since) {
-      bad(c.tag, "Unknown FETCH modifier");
+    bool vanished = false;
+    bool ok_mods = mods.k == value::kind::list;
+    for (std::size_t i = 0; ok_mods && i < mods.items.size(); ++i) {
+      if (mods.items[i].is_atom("CHANGEDSINCE") && i + 1 < mods.items.size() && !since)
+        ok_mods = (since = text::parse_uint(mods.items[++i].text)).has_value();
+      else if (mods.items[i].is_atom("VANISHED") && !vanished)
+        vanished = true;
+      else
+        ok_mods = false;
+    }
+    if (!ok_mods || !since || (vanished && (!c.uid || !qresync_))) {
+      bad(c.tag, vanished ? "VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC" : "Unknown FETCH modifier");
       co_return;
     }
     req->changed_since = *since;
     req->modseq = true;
+    if (vanished) {
+      auto const& msgs = mailbox_->messages();
+      // '*' reaches UIDNEXT-1 here: UIDs above the last message may be gone too.
+      auto ranges = parse_sequence_set(c.args[0].text, mailbox_->uidnext() - 1);
+      auto gone = ranges ? missing_uids(*ranges, msgs, mailbox_->uidnext()) : std::string();
+      if (!gone.empty()) untagged("VANISHED (EARLIER) " + gone);
+    }
   } else if (c.args.size() > 3) {
     bad(c.tag, "Too many FETCH arguments");
     co_return;
@@ -1310,16 +1539,27 @@ task<void> session::do_fetch(command const& c) {
         if (req->bodystructure) bodies.push_back("BODYSTRUCTURE " + body_structure(*msg, *tree, true));
       }
       for (auto const& s : req->sections) {
-        auto bytes = section_bytes(*msg, s);
+        bool unknown_cte = false;
+        auto bytes = section_bytes(*msg, s, unknown_cte);
+        if (unknown_cte) {
+          no(c, "[UNKNOWN-CTE] The part's Content-Transfer-Encoding cannot be decoded");
+          co_return;
+        }
         if (!bytes) {
           no(c, "[PARSE] The message's MIME structure cannot be read");
           co_return;
+        }
+        if (s.binary_size) {
+          bodies.push_back(s.item_name + " " + std::to_string(bytes->size()));
+          continue;
         }
         if (s.partial) {
           auto [o, n] = *s.partial;
           *bytes = o >= bytes->size() ? std::string() : bytes->substr(o, n);
         }
-        bodies.push_back(s.item_name + " {" + std::to_string(bytes->size()) + "}\r\n" + *bytes);
+        // RFC 3516: binary content goes out as literal8.
+        bool nul = s.binary && bytes->find('\0') != std::string::npos;
+        bodies.push_back(s.item_name + (nul ? " ~{" : " {") + std::to_string(bytes->size()) + "}\r\n" + *bytes);
         if (!s.peek && !mailbox_->read_only() && !m.flags.has(store::system_flag::seen)) mark_seen = true;
       }
     }
@@ -1402,7 +1642,7 @@ task<void> session::do_store(command const& c) {
     // With CONDSTORE the new MODSEQ is reported even for .SILENT (RFC 7162 3.2).
     if (silent && !condstore_) continue;
     std::string items = silent ? std::string() : "FLAGS (" + m.flags.to_imap() + ")";
-    if (c.uid) items += (items.empty() ? "" : " ") + std::string("UID ") + std::to_string(m.uid);
+    if (c.uid || qresync_) items += (items.empty() ? "" : " ") + std::string("UID ") + std::to_string(m.uid);
     if (condstore_) items += (items.empty() ? "" : " ") + std::string("MODSEQ (") + std::to_string(m.modseq) + ")";
     untagged(std::to_string(idx + 1) + " FETCH (" + items + ")");
   }
@@ -1428,6 +1668,7 @@ struct search_ctx {
   std::string const* raw;
   std::uint32_t max_seq;  ///< what '*' means in a sequence set
   std::uint32_t max_uid;  ///< what '*' means in a UID set
+  std::vector<store::uid_t> const* saved;  ///< what '$' means (RFC 5182)
 };
 
 task<void> session::do_copy(command const& c, bool move) {
@@ -1593,6 +1834,7 @@ bool search_key(std::vector<value> const& keys, std::size_t& i, search_ctx const
   if (up == "UID") {
     auto a = arg();
     if (!a) return false;
+    if (a->text == "$") return std::binary_search(x.saved->begin(), x.saved->end(), x.m->uid);
     auto set = parse_sequence_set(a->text, x.max_uid);
     if (!set) {
       err = "Invalid UID set";
@@ -1626,6 +1868,7 @@ bool search_key(std::vector<value> const& keys, std::size_t& i, search_ctx const
     }
     return icontains(hay, needle->text);
   }
+  if (k.text == "$" && k.k == value::kind::atom) return std::binary_search(x.saved->begin(), x.saved->end(), x.m->uid);
   if (!k.text.empty() && (std::isdigit(static_cast<unsigned char>(k.text[0])) || k.text[0] == '*')) {
     auto set = parse_sequence_set(k.text, x.max_seq);
     if (!set) {
@@ -1656,16 +1899,32 @@ namespace {
 task<void> session::do_search(command const& c) {
   std::vector<value> keys(c.args.begin(), c.args.end());
   std::size_t start = 0;
-  if (keys.size() >= 2 && keys[0].is_atom("RETURN")) {
-    bad(c.tag, "SEARCH RETURN (ESEARCH) is not supported yet");
-    co_return;
+  // RFC 4731 / RFC 9051 6.4.4.1 result options; RFC 5182 SAVE.
+  bool ret_min = false, ret_max = false, ret_all = false, ret_count = false, ret_save = false, esearch = rev2_;
+  if (keys.size() >= 2 && keys[0].is_atom("RETURN") && keys[1].k == value::kind::list) {
+    esearch = true;
+    for (auto const& o : keys[1].items) {
+      if (o.is_atom("MIN")) ret_min = true;
+      else if (o.is_atom("MAX")) ret_max = true;
+      else if (o.is_atom("ALL")) ret_all = true;
+      else if (o.is_atom("COUNT")) ret_count = true;
+      else if (o.is_atom("SAVE")) ret_save = true;
+      else {
+        bad(c.tag, "Unknown SEARCH result option " + o.text);
+        co_return;
+      }
+    }
+    if (keys[1].items.empty()) ret_all = true;  // RETURN () means ALL
+    start = 2;
+  } else {
+    ret_all = true;
   }
-  if (keys.size() >= 2 && keys[0].is_atom("CHARSET")) {
-    if (!text::iequals(keys[1].text, "UTF-8") && !text::iequals(keys[1].text, "US-ASCII")) {
+  if (keys.size() >= start + 2 && keys[start].is_atom("CHARSET")) {
+    if (!text::iequals(keys[start + 1].text, "UTF-8") && !text::iequals(keys[start + 1].text, "US-ASCII")) {
       no(c, "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
       co_return;
     }
-    start = 2;
+    start += 2;
   }
   keys.erase(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(start));
   if (keys.empty()) {
@@ -1685,7 +1944,7 @@ task<void> session::do_search(command const& c) {
       if (!m) continue;
       raw = std::move(*m);
     }
-    search_ctx x{&msgs[idx], idx + 1, &raw, max_seq, max_uid};
+    search_ctx x{&msgs[idx], idx + 1, &raw, max_seq, max_uid, &saved_};
     bool all = true;
     std::size_t i = 0;
     while (i < keys.size()) {
@@ -1694,10 +1953,22 @@ task<void> session::do_search(command const& c) {
       all = all && r;
     }
     if (!err.empty()) {
+      if (ret_save) saved_.clear();  // a failed SEARCH ... SAVE empties $ (RFC 5182 2.1)
       bad(c.tag, err);
       co_return;
     }
     if (all) hits.push_back(c.uid ? msgs[idx].uid : static_cast<std::uint32_t>(idx + 1));
+  }
+  auto uid_of = [&](std::uint32_t h) { return c.uid ? h : msgs[h - 1].uid; };
+  if (ret_save) {
+    // With MIN and/or MAX (and neither ALL nor COUNT) only those are saved (RFC 5182 2.4).
+    saved_.clear();
+    if ((ret_min || ret_max) && !ret_all && !ret_count) {
+      if (!hits.empty() && ret_min) saved_.push_back(uid_of(hits.front()));
+      if (!hits.empty() && ret_max && (!ret_min || hits.size() > 1)) saved_.push_back(uid_of(hits.back()));
+    } else {
+      for (auto h : hits) saved_.push_back(uid_of(h));
+    }
   }
   bool by_modseq = std::any_of(keys.begin(), keys.end(), [](value const& k) { return k.is_atom("MODSEQ"); });
   store::modseq_t top = 0;
@@ -1708,10 +1979,16 @@ task<void> session::do_search(command const& c) {
       if (idx < msgs.size()) top = std::max(top, msgs[idx].modseq);
     }
   }
-  if (rev2_) {
+  bool save_only = ret_save && !ret_min && !ret_max && !ret_count && !ret_all;
+  if (save_only) {
+    // RFC 5182 2.1: SAVE alone produces no ESEARCH response.
+  } else if (esearch) {
     std::string line = "ESEARCH (TAG " + astring(c.tag) + ")";
     if (c.uid) line += " UID";
-    if (!hits.empty()) line += " ALL " + compact_set(hits);
+    if (!hits.empty() && ret_min) line += " MIN " + std::to_string(hits.front());
+    if (!hits.empty() && ret_max) line += " MAX " + std::to_string(hits.back());
+    if (!hits.empty() && ret_all) line += " ALL " + compact_set(hits);
+    if (ret_count) line += " COUNT " + std::to_string(hits.size());
     if (top) line += " MODSEQ " + std::to_string(top);
     untagged(line);
   } else {

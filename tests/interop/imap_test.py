@@ -1,6 +1,7 @@
 """mailroomd's IMAP server with real clients: Python imaplib (STARTTLS, IMAP4_SSL, LOGIN,
 AUTHENTICATE PLAIN, SELECT/EXAMINE, FETCH, STORE, SEARCH, COPY, MOVE, EXPUNGE, APPEND, LIST,
-STATUS, CREATE/RENAME/DELETE, IDLE with a delivery in between) and curl imaps://."""
+STATUS, CREATE/RENAME/DELETE, IDLE with a delivery in between, and over imaplib's raw commands
+QRESYNC, ESEARCH/SEARCHRES, BINARY and LIST-EXTENDED) and curl imaps://."""
 import imaplib
 import os
 import socket
@@ -141,6 +142,68 @@ class ImapTest(unittest.TestCase):
                            capture_output=True, timeout=20)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn(b"INBOX", r.stdout)
+
+    def test_qresync_esearch_binary_list_extended(self):
+        m = self.ssl()
+        for cap in ("QRESYNC", "ESEARCH", "SEARCHRES", "BINARY", "LIST-EXTENDED"):
+            self.assertIn(cap, m.capabilities)
+        typ, data = m._simple_command("ENABLE", "QRESYNC")
+        self.assertEqual(typ, "OK")
+        self.assertEqual(m.untagged_responses.pop("ENABLED"), [b"QRESYNC"])
+        m.select("INBOX")
+        uidvalidity = int(m.untagged_responses["UIDVALIDITY"][0])
+        highest = int(m.untagged_responses["HIGHESTMODSEQ"][0])
+        # Another session changes flags on message 1 and expunges message 2.
+        other = self.ssl()
+        other.select("INBOX")
+        other.store("1", "+FLAGS", "(\\Flagged)")
+        other.store("2", "+FLAGS", "(\\Deleted)")
+        other.expunge()
+        other.logout()
+        m.close()
+        m.untagged_responses.clear()
+        typ, data = m._simple_command("SELECT", "INBOX", "(QRESYNC (%d %d 1:2))" % (uidvalidity, highest))
+        self.assertEqual(typ, "OK", data)
+        m.state = "SELECTED"  # imaplib does not know SELECT with parameters
+        self.assertEqual(m.untagged_responses.get("VANISHED"), [b"(EARLIER) 2"])
+        fetched = m.untagged_responses.get("FETCH", [])
+        self.assertEqual(len(fetched), 1, fetched)
+        self.assertIn(b"UID 1 FLAGS (\\Flagged", fetched[0])
+        # A stale UIDVALIDITY gets a plain SELECT.
+        m.untagged_responses.clear()
+        typ, data = m._simple_command("SELECT", "INBOX", "(QRESYNC (%d 1))" % (uidvalidity + 1))
+        self.assertEqual(typ, "OK")
+        self.assertNotIn("VANISHED", m.untagged_responses)
+        # ESEARCH result options and SEARCHRES.
+        self.deliver(b"Subject: third\r\n\r\nhi\r\n")
+        m.noop()
+        m.untagged_responses.clear()
+        typ, data = m._simple_command("UID", "SEARCH", "RETURN", "(MIN MAX COUNT SAVE)", "ALL")
+        self.assertEqual(typ, "OK")
+        esearch = m.untagged_responses["ESEARCH"][0]
+        self.assertRegex(esearch, rb"UID MIN 1 MAX \d+ COUNT 2")
+        typ, data = m.uid("FETCH", "$", "(UID)")
+        self.assertEqual(len(data), 2, data)
+        # BINARY of a base64 part, as literal8 when it holds NUL.
+        msg = (b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: application/octet-stream\r\n"
+               b"Content-Transfer-Encoding: base64\r\n\r\nAAEC\r\n--x--\r\n")
+        m.append("INBOX", None, None, msg)
+        m.noop()
+        typ, data = m.fetch("3", "(BINARY.SIZE[1] BINARY.PEEK[1])")
+        self.assertEqual(typ, "OK")
+        self.assertIn(b"BINARY.SIZE[1] 3", data[0][0])
+        self.assertEqual(data[0][1], b"\x00\x01\x02")
+        # LIST-EXTENDED.
+        m.create("Lists/dev")
+        m.subscribe("Lists/dev")
+        typ, data = m._simple_command("LIST", "(SUBSCRIBED RECURSIVEMATCH)", '""', "%")
+        self.assertEqual(typ, "OK")
+        listed = m.untagged_responses.pop("LIST")
+        self.assertTrue(any(b'"Lists" ("CHILDINFO" ("SUBSCRIBED"))' in x for x in listed), listed)
+        typ, data = m._simple_command("LIST", '""', "*", "RETURN", "(SPECIAL-USE STATUS (MESSAGES))")
+        self.assertEqual(typ, "OK")
+        self.assertIn(b'"INBOX" (MESSAGES 3)', b"\n".join(m.untagged_responses.pop("STATUS")))
+        m.logout()
 
     def test_hostile_input(self):
         with socket.create_connection(("127.0.0.1", self.ports["imap"]), timeout=10) as s:
