@@ -134,6 +134,77 @@ std::optional<special_use> parse_special_use(std::string_view imap) noexcept {
   return std::nullopt;
 }
 
+namespace {
+constexpr std::uint16_t bit_of(char letter) noexcept {
+  auto pos = rights::all.find(letter);
+  return pos == std::string_view::npos ? 0 : static_cast<std::uint16_t>(1u << pos);
+}
+constexpr std::uint16_t obsolete_c = bit_of('k') | bit_of('x');
+constexpr std::uint16_t obsolete_d = bit_of('x') | bit_of('t') | bit_of('e');
+}  // namespace
+
+std::optional<rights> rights::parse(std::string_view letters) {
+  rights out;
+  for (char c : letters) {
+    std::uint16_t b = c == 'c' ? obsolete_c : c == 'd' ? obsolete_d : bit_of(c);
+    if (b == 0) return std::nullopt;
+    out.bits_ |= b;
+  }
+  return out;
+}
+
+rights rights::full() {
+  rights out;
+  out.bits_ = static_cast<std::uint16_t>((1u << all.size()) - 1);
+  return out;
+}
+
+bool rights::has(char letter) const noexcept {
+  std::uint16_t b = letter == 'c' ? obsolete_c : letter == 'd' ? obsolete_d : bit_of(letter);
+  return b != 0 && (bits_ & b) == b;
+}
+
+rights& rights::add(rights o) noexcept {
+  bits_ |= o.bits_;
+  return *this;
+}
+
+rights& rights::remove(rights o) noexcept {
+  bits_ &= static_cast<std::uint16_t>(~o.bits_);
+  return *this;
+}
+
+std::string rights::to_string() const {
+  std::string out;
+  for (std::size_t i = 0; i < all.size(); ++i)
+    if (bits_ & (1u << i)) out += all[i];
+  return out;
+}
+
+bool valid_acl_identifier(std::string_view id) noexcept {
+  if (id.size() > 255) return false;
+  if (!id.empty() && id.front() == '-') id.remove_prefix(1);
+  if (id.empty() || id.front() == '-' || !text::is_valid_utf8(id)) return false;
+  for (unsigned char c : id)
+    if (c <= ' ' || c == 0x7f) return false;
+  return true;
+}
+
+rights effective_rights(std::vector<acl_entry> const& acl, std::string_view owner, std::string_view user) {
+  if (user == owner) return rights::full();
+  auto applies = [&](std::string_view id) { return id == user || id == "authenticated" || id == "anyone"; };
+  rights granted, denied;
+  for (auto const& e : acl) {
+    std::string_view id = e.identifier;
+    if (id.starts_with('-')) {
+      if (applies(id.substr(1))) denied.add(e.granted);
+    } else if (applies(id)) {
+      granted.add(e.granted);
+    }
+  }
+  return granted.remove(denied);
+}
+
 result<std::string> normalize_name(std::string_view name) {
   if (name.empty() || name.size() > 255 || name.front() == delimiter || name.back() == delimiter)
     return fail(errc::invalid_name);

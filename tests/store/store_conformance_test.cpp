@@ -370,3 +370,194 @@ TEST_CASE_TEMPLATE("a read-only view changes nothing", B, memory_backend, maildi
   asio::io_context io;
   testing::run(io, case9(backend.make(), io));
 }
+
+// ---- access control (RFC 4314) ----
+
+namespace {
+
+rights rts(std::string_view letters) { return rights::parse(letters).value(); }
+
+std::vector<std::string> acl_text(std::vector<acl_entry> const& acl) {
+  std::vector<std::string> out;
+  for (auto const& e : acl) out.push_back(e.identifier + " " + e.granted.to_string());
+  return out;
+}
+
+std::vector<std::string> shared_text(std::vector<shared_mailbox> const& v) {
+  std::vector<std::string> out;
+  for (auto const& m : v) out.push_back(m.owner + ":" + m.name);
+  return out;
+}
+
+}  // namespace
+
+task<void> case10(std::shared_ptr<message_store> st, asio::io_context& io) {
+  std::vector<std::string> got;  // co_await apart from braced lists: g++ 12
+  auto a = (co_await st->open_account("alice")).value();
+  REQUIRE(co_await a->create("Shared", special_use::none));
+  CHECK((co_await a->get_acl("Shared")).value().empty());
+  CHECK((co_await a->rights_of("Shared", "alice")).value() == rights::full());
+  CHECK((co_await a->rights_of("Shared", "bob")).value().empty());
+  CHECK((co_await a->get_acl("Nope")).error() == errc::no_such_mailbox);
+  CHECK((co_await a->rights_of("Nope", "bob")).error() == errc::no_such_mailbox);
+  CHECK((co_await a->rights_of("Nope", "alice")).error() == errc::no_such_mailbox);
+  CHECK((co_await a->set_acl("Nope", "bob", rts("l"))).error() == errc::no_such_mailbox);
+  CHECK((co_await a->set_acl("a//b", "bob", rts("l"))).error() == errc::invalid_name);
+  CHECK((co_await a->get_acl("a//b")).error() == errc::invalid_name);
+  std::vector<std::string> const bad_ids{"", "-", "bo b", "a\nb"};  // named: g++ 12 and co_await
+  for (auto const& bad : bad_ids) {
+    CAPTURE(bad);
+    CHECK((co_await a->set_acl("Shared", bad, rts("l"))).error() == errc::cannot);
+  }
+
+  // Grants add up: the user's own entry, "authenticated" and "anyone".
+  REQUIRE(co_await a->set_acl("Shared", "bob", rts("lrs")));
+  got = acl_text((co_await a->get_acl("Shared")).value());
+  CHECK(got == std::vector<std::string>{"bob lrs"});
+  CHECK((co_await a->rights_of("Shared", "bob")).value() == rts("lrs"));
+  CHECK((co_await a->rights_of("Shared", "carol")).value().empty());
+  REQUIRE(co_await a->set_acl("Shared", "anyone", rts("l")));
+  REQUIRE(co_await a->set_acl("Shared", "authenticated", rts("i")));
+  CHECK((co_await a->rights_of("Shared", "carol")).value() == rts("li"));
+  CHECK((co_await a->rights_of("Shared", "bob")).value() == rts("lrsi"));
+  // Setting again replaces; c and d arrive as their RFC 4314 rights.
+  REQUIRE(co_await a->set_acl("Shared", "bob", rts("lrc")));
+  CHECK((co_await a->rights_of("Shared", "bob")).value() == rts("lrikx"));
+
+  // Negative rights take away what the positive entries gave, from everyone they name.
+  REQUIRE(co_await a->set_acl("Shared", "-bob", rts("k")));
+  REQUIRE(co_await a->set_acl("Shared", "-anyone", rts("i")));
+  CHECK((co_await a->rights_of("Shared", "bob")).value() == rts("lrx"));
+  CHECK((co_await a->rights_of("Shared", "carol")).value() == rts("l"));
+  got = acl_text((co_await a->get_acl("Shared")).value());
+  CHECK(got == std::vector<std::string>{"-anyone i", "-bob k", "anyone l", "authenticated i", "bob lrkx"});
+
+  // The owner keeps every right whatever the ACL says; an entry for the owner is still listed.
+  REQUIRE(co_await a->set_acl("Shared", "-alice", rights::full()));
+  REQUIRE(co_await a->set_acl("Shared", "alice", rts("l")));
+  CHECK((co_await a->rights_of("Shared", "alice")).value() == rights::full());
+  got = acl_text((co_await a->get_acl("Shared")).value());
+  CHECK(std::find(got.begin(), got.end(), "-alice lrswipkxtea") != got.end());
+  CHECK(std::find(got.begin(), got.end(), "alice l") != got.end());
+
+  // Removal: nullopt, or an empty set.
+  REQUIRE(co_await a->set_acl("Shared", "-alice", std::nullopt));
+  REQUIRE(co_await a->set_acl("Shared", "alice", rights{}));
+  REQUIRE(co_await a->set_acl("Shared", "-anyone", std::nullopt));
+  REQUIRE(co_await a->set_acl("Shared", "nobody", std::nullopt));  // not there: nothing to do
+  got = acl_text((co_await a->get_acl("Shared")).value());
+  CHECK(got == std::vector<std::string>{"-bob k", "anyone l", "authenticated i", "bob lrkx"});
+  CHECK((co_await a->rights_of("Shared", "carol")).value() == rts("li"));
+
+  // Names are normalized; INBOX can be shared too.
+  REQUIRE(co_await a->set_acl("inbox", "bob", rts("lr")));
+  got = acl_text((co_await a->get_acl("INBOX")).value());
+  CHECK(got == std::vector<std::string>{"bob lr"});
+  CHECK((co_await a->rights_of("Inbox", "bob")).value() == rts("lr"));
+  // Each mailbox has its own ACL.
+  REQUIRE(co_await a->create("Other", special_use::none));
+  CHECK((co_await a->get_acl("Other")).value().empty());
+  CHECK((co_await a->rights_of("Other", "bob")).value().empty());
+}
+
+TEST_CASE_TEMPLATE("ACL: grants to users, anyone and authenticated; negative rights; removal; owner", B, memory_backend,
+                   maildir_backend) {
+  B backend;
+  asio::io_context io;
+  testing::run(io, case10(backend.make(), io));
+}
+
+task<void> case11(std::shared_ptr<message_store> st, asio::io_context& io) {
+  std::vector<std::string> got;  // co_await apart from braced lists: g++ 12
+  auto alice = (co_await st->open_account("alice")).value();
+  auto bob = (co_await st->open_account("bob")).value();
+  auto carol = (co_await st->open_account("carol")).value();
+  auto dave = (co_await st->open_account("dave")).value();
+  auto erin = (co_await st->open_account("erin")).value();
+  CHECK((co_await st->shared_with("bob")).value().empty());
+  REQUIRE(co_await alice->create("Shared", special_use::none));
+  REQUIRE(co_await alice->create("Private", special_use::none));
+  REQUIRE(co_await alice->set_acl("Shared", "bob", rts("lr")));
+  REQUIRE(co_await alice->set_acl("INBOX", "bob", rts("l")));
+  REQUIRE(co_await dave->create("Team", special_use::none));
+  REQUIRE(co_await dave->create("Hidden", special_use::none));
+  REQUIRE(co_await dave->set_acl("Team", "authenticated", rts("lr")));
+  REQUIRE(co_await dave->set_acl("Hidden", "bob", rts("r")));  // readable, but not listed: no 'l'
+  REQUIRE(co_await erin->create("Blocked", special_use::none));
+  REQUIRE(co_await erin->set_acl("Blocked", "anyone", rts("lr")));
+  REQUIRE(co_await erin->set_acl("Blocked", "-bob", rts("l")));
+  REQUIRE(co_await bob->create("Mine", special_use::none));
+  REQUIRE(co_await bob->set_acl("Mine", "anyone", rts("l")));
+  // By owner, then name; never the user's own mailboxes.
+  got = shared_text((co_await st->shared_with("bob")).value());
+  CHECK(got == std::vector<std::string>{"alice:INBOX", "alice:Shared", "dave:Team"});
+  got = shared_text((co_await st->shared_with("carol")).value());
+  CHECK(got == std::vector<std::string>{"bob:Mine", "dave:Team", "erin:Blocked"});
+  got = shared_text((co_await st->shared_with("alice")).value());
+  CHECK(got == std::vector<std::string>{"bob:Mine", "dave:Team", "erin:Blocked"});
+  // Revoking and re-granting shows at once.
+  REQUIRE(co_await alice->set_acl("Shared", "bob", std::nullopt));
+  REQUIRE(co_await dave->set_acl("Team", "-bob", rts("l")));
+  REQUIRE(co_await erin->set_acl("Blocked", "-bob", std::nullopt));
+  got = shared_text((co_await st->shared_with("bob")).value());
+  CHECK(got == std::vector<std::string>{"alice:INBOX", "erin:Blocked"});
+  REQUIRE(co_await alice->set_acl("Shared", "bob", rts("rl")));
+  REQUIRE(co_await alice->set_acl("INBOX", "bob", rts("r")));  // no longer 'l'
+  got = shared_text((co_await st->shared_with("bob")).value());
+  CHECK(got == std::vector<std::string>{"alice:Shared", "erin:Blocked"});
+  (void)carol;
+}
+
+TEST_CASE_TEMPLATE("shared_with lists other accounts' mailboxes the user may look up", B, memory_backend,
+                   maildir_backend) {
+  B backend;
+  asio::io_context io;
+  testing::run(io, case11(backend.make(), io));
+}
+
+task<void> case12(std::shared_ptr<message_store> st, asio::io_context& io) {
+  std::vector<std::string> got;  // co_await apart from braced lists: g++ 12
+  auto a = (co_await st->open_account("alice")).value();
+  (void)(co_await st->open_account("bob")).value();
+  REQUIRE(co_await a->create("Proj/sub", special_use::none));
+  REQUIRE(co_await a->set_acl("Proj", "bob", rts("lr")));
+  REQUIRE(co_await a->set_acl("Proj/sub", "bob", rts("l")));
+  REQUIRE(co_await a->set_acl("Proj/sub", "-anyone", rts("w")));
+  // Rename: the ACLs move with the mailbox and its inferiors.
+  REQUIRE(co_await a->rename("Proj", "Old/Proj"));
+  got = acl_text((co_await a->get_acl("Old/Proj")).value());
+  CHECK(got == std::vector<std::string>{"bob lr"});
+  got = acl_text((co_await a->get_acl("Old/Proj/sub")).value());
+  CHECK(got == std::vector<std::string>{"-anyone w", "bob l"});
+  CHECK((co_await a->get_acl("Old")).value().empty());  // created as a parent: no ACL
+  CHECK((co_await a->get_acl("Proj")).error() == errc::no_such_mailbox);
+  got = shared_text((co_await st->shared_with("bob")).value());
+  CHECK(got == std::vector<std::string>{"alice:Old/Proj", "alice:Old/Proj/sub"});
+  // A new mailbox under the old name starts without an ACL.
+  REQUIRE(co_await a->create("Proj", special_use::none));
+  CHECK((co_await a->get_acl("Proj")).value().empty());
+  CHECK((co_await a->rights_of("Proj", "bob")).value().empty());
+  // Delete: the ACL goes with the mailbox; so does its listing.
+  REQUIRE(co_await a->remove("Old/Proj/sub"));
+  got = shared_text((co_await st->shared_with("bob")).value());
+  CHECK(got == std::vector<std::string>{"alice:Old/Proj"});
+  REQUIRE(co_await a->create("Old/Proj/sub", special_use::none));
+  CHECK((co_await a->get_acl("Old/Proj/sub")).value().empty());
+  got = shared_text((co_await st->shared_with("bob")).value());
+  CHECK(got == std::vector<std::string>{"alice:Old/Proj"});
+  // Renaming INBOX moves its messages, not its ACL.
+  REQUIRE(co_await a->set_acl("INBOX", "bob", rts("lr")));
+  REQUIRE(co_await a->rename("INBOX", "Before"));
+  got = acl_text((co_await a->get_acl("INBOX")).value());
+  CHECK(got == std::vector<std::string>{"bob lr"});
+  CHECK((co_await a->get_acl("Before")).value().empty());
+  got = shared_text((co_await st->shared_with("bob")).value());
+  CHECK(got == std::vector<std::string>{"alice:INBOX", "alice:Old/Proj"});
+}
+
+TEST_CASE_TEMPLATE("ACLs follow RENAME and go with DELETE; shared_with stays coherent", B, memory_backend,
+                   maildir_backend) {
+  B backend;
+  asio::io_context io;
+  testing::run(io, case12(backend.make(), io));
+}

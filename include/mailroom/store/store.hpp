@@ -12,6 +12,9 @@
 // - A `mailbox` is one session's view: its message list changes only in sync(), which reports
 //   what other views (or other programs) changed since the previous sync(). Views of the same
 //   mailbox may live on different threads; one view is used from one coroutine at a time.
+// - A mailbox's ACL moves with it when it (or a parent) is renamed and goes when it is deleted;
+//   renaming INBOX leaves INBOX its ACL and gives the new mailbox none. A mailbox created under
+//   a name that had an ACL before starts with none.
 #pragma once
 
 #include <chrono>
@@ -134,6 +137,22 @@ class account {
   virtual task<result<std::unique_ptr<mailbox>>> open(std::string_view name, bool read_only = false) = 0;
   virtual task<result<std::unique_ptr<appender>>> append(std::string_view name, append_options const& opts) = 0;
   virtual task<result<quota_usage>> quota() = 0;
+
+  // ---- access control (RFC 4314). The store records and evaluates rights; enforcing them is the
+  // protocol layer's job (an account object does whatever it is asked, for the owner or not). ----
+
+  /// The ACL of one of this account's mailboxes (no_such_mailbox if absent), one entry per
+  /// identifier, sorted by identifier. The owner's own rights are implicit (all rights) and not
+  /// listed unless explicitly set.
+  virtual task<result<std::vector<acl_entry>>> get_acl(std::string_view name) = 0;
+  /// Sets (or, with nullopt or an empty set, removes) the entry for `identifier` ("bob",
+  /// "anyone", "authenticated", "-bob"...); cannot if !valid_acl_identifier(identifier).
+  /// Persisted durably before it completes. An entry for the owner is kept and listed but does not
+  /// limit the owner.
+  virtual task<result<void>> set_acl(std::string_view name, std::string_view identifier, std::optional<rights> r) = 0;
+  /// What `user` may do with the mailbox (no_such_mailbox if absent): see effective_rights().
+  /// The owner (user() == user) has all rights.
+  virtual task<result<rights>> rights_of(std::string_view name, std::string_view user) = 0;
 };
 
 class message_store {
@@ -142,6 +161,10 @@ class message_store {
   /// The account of an (already authenticated or resolved) user; no_such_account if the user
   /// has no mailboxes and the store does not create them.
   virtual task<result<std::shared_ptr<account>>> open_account(std::string_view user) = 0;
+  /// Mailboxes of other accounts on which `user` holds the lookup right ('l'), for LIST of the
+  /// other-users namespace; by owner, then name. Never lists the user's own mailboxes. Each one is
+  /// checked against its current ACL (as rights_of() would) before it is returned.
+  virtual task<result<std::vector<shared_mailbox>>> shared_with(std::string_view user) = 0;
 };
 
 }  // namespace mailroom::store

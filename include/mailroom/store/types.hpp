@@ -107,6 +107,61 @@ struct quota_usage {
   }
 };
 
+/// RFC 4314 access rights as a set of the letters "lrswipkxtea":
+///   l lookup (visible in LIST, may be subscribed)   r read (SELECT, EXAMINE, STATUS, FETCH, SEARCH, COPY from)
+///   s keep \Seen across sessions                    w write other flags and keywords
+///   i insert (APPEND, COPY into)                    p post (send mail to the submission address)
+///   k create mailboxes below                        x delete the mailbox (and rename it)
+///   t set/clear \Deleted                            e expunge                      a administer (SETACL...)
+class rights {
+ public:
+  static constexpr std::string_view all = "lrswipkxtea";
+
+  constexpr rights() = default;
+  /// Parses rights letters in any order, repeated or not; also accepts the obsolete "c" (= k x)
+  /// and "d" (= x t e) of RFC 2086. nullopt for any other character (RFC 4314: BAD).
+  static std::optional<rights> parse(std::string_view letters);
+  static rights full();
+  /// True for a letter of `all` in the set; for "c" and "d", true when every right they stand for
+  /// is in the set. False for any other character.
+  bool has(char letter) const noexcept;
+  rights& add(rights o) noexcept;
+  rights& remove(rights o) noexcept;
+  bool empty() const noexcept { return bits_ == 0; }
+  /// The letters in canonical order ("lrswipkxtea" order), "" when empty.
+  std::string to_string() const;
+  bool operator==(rights const&) const = default;
+
+ private:
+  std::uint16_t bits_ = 0;
+};
+
+/// One entry of a mailbox's access control list. `identifier` is a user name, "anyone",
+/// "authenticated", or one of those prefixed with '-' for negative rights (rights taken away).
+struct acl_entry {
+  std::string identifier;
+  rights granted;
+  bool operator==(acl_entry const&) const = default;
+};
+
+/// A mailbox of another account that a user may see (IMAP's other-users namespace).
+struct shared_mailbox {
+  std::string owner;  ///< the account (user name) the mailbox belongs to
+  std::string name;   ///< the mailbox name in the owner's account
+  bool operator==(shared_mailbox const&) const = default;
+};
+
+/// True when `identifier` can be stored in an ACL: an optional '-' then a non-empty name of
+/// valid UTF-8 without whitespace or control characters that does not start with '-', at most
+/// 255 octets in all. Stores refuse other identifiers with errc::cannot.
+bool valid_acl_identifier(std::string_view identifier) noexcept;
+
+/// What `user` may do with a mailbox of `owner` whose ACL is `acl` (RFC 4314 section 2): the
+/// owner has every right; anyone else the union of the entries for `user`, "authenticated" and
+/// "anyone", minus the union of "-user", "-authenticated" and "-anyone". Other entries (other
+/// users) do not apply.
+rights effective_rights(std::vector<acl_entry> const& acl, std::string_view owner, std::string_view user);
+
 /// Canonical form of a mailbox name: "INBOX" in any case becomes "INBOX" (also as the first
 /// component), other names unchanged. Fails with invalid_name for empty names, empty components,
 /// a leading or trailing delimiter, control characters, invalid UTF-8 or names over 255 octets.

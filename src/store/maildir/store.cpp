@@ -6,14 +6,17 @@
 #include <chrono>
 #include <filesystem>
 #include <set>
+#include <tuple>
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "detail/acl.hpp"
 #include "detail/folder.hpp"
 #include "detail/names.hpp"
+#include "detail/shared_index.hpp"
 #include "mailroom/core/durable.hpp"
 #include "mailroom/core/text.hpp"
 #include "mailroom/store/maildir/writer.hpp"
@@ -128,6 +131,14 @@ class maildir_account final : public account, public std::enable_shared_from_thi
     auto dir = detail::folder_dir(*norm);
     if (!dir) return fail(dir.error());
     return dir->empty() ? maildir_ : maildir_ + "/" + *dir;
+  }
+
+  // The directory of an existing mailbox.
+  result<std::string> existing_path(std::string_view name) const {
+    auto path = path_for(name);
+    if (!path) return fail(path.error());
+    if (!is_dir(*path + "/cur")) return fail(errc::no_such_mailbox);
+    return path;
   }
 
   // The folder of an existing mailbox.
@@ -334,6 +345,7 @@ class maildir_account final : public account, public std::enable_shared_from_thi
       if (!is_dir(*path + "/cur")) return fail(errc::no_such_mailbox);
       for (auto const& n : self->folder_names())
         if (is_inferior(n, *name)) return fail(errc::has_children);
+      bool const had_acl = self->has_acl_file(*path);
       // Out of sight at once (one rename), then removed.
       static std::atomic<unsigned> counter{0};
       auto trash = self->maildir_ + "/tmp/deleted." + std::to_string(now_seconds()) + "." + std::to_string(::getpid()) +
@@ -345,6 +357,12 @@ class maildir_account final : public account, public std::enable_shared_from_thi
       self->st_->forget(*path);
       (void)self->set_special_use(*name, special_use::none);
       self->forget_usage();
+      if (had_acl) {  // its dovecot-acl went with it; prune the shared index after
+        auto& index = self->st_->shared();
+        auto lock = index.lock();
+        std::vector<std::string> names{*name};
+        self->acl_changed(index.refresh_locked(self->user_, names));
+      }
       return {};
     };
     co_return co_await pool().offload(std::move(job));
@@ -394,13 +412,37 @@ class maildir_account final : public account, public std::enable_shared_from_thi
       }
       ::closedir(d);
       std::sort(moves.begin(), moves.end());
+      // dovecot-acl files move with their folders. The shared index gets lines for the new names
+      // before the move and loses those of the old names after it, so it never misses a mailbox
+      // someone may look up (an extra line is harmless: shared_with() checks the ACL itself).
+      std::vector<std::string> acl_names;  // old and new names of the moved folders with an ACL
+      for (auto const& m : moves) {
+        auto old_name = detail::folder_name(m);
+        if (!old_name || !self->has_acl_file(self->maildir_ + "/" + m)) continue;
+        acl_names.push_back(*old_name);
+        acl_names.push_back(*to + old_name->substr(from->size()));
+      }
+      auto& index = self->st_->shared();
+      std::unique_lock<std::mutex> index_lock;
+      if (!acl_names.empty()) {
+        index_lock = index.lock();
+        auto lines = index.subtree_locked(self->user_, *from);
+        if (!lines) return fail(lines.error());
+        for (auto& l : *lines) l.mailbox = *to + l.mailbox.substr(from->size());
+        if (auto r = index.add_locked(*lines); !r) return r;
+      }
+      std::error_code moved;
       for (auto const& m : moves) {
         auto target = to_dir + m.substr(from_dir.size());
-        if (::rename((self->maildir_ + "/" + m).c_str(), (self->maildir_ + "/" + target).c_str()) != 0)
-          return fail(last_error());
+        if (::rename((self->maildir_ + "/" + m).c_str(), (self->maildir_ + "/" + target).c_str()) != 0) {
+          moved = last_error();
+          break;
+        }
         self->st_->forget(self->maildir_ + "/" + m);
       }
-      if (auto ec = fsync_directory(self->maildir_); ec) return fail(ec);
+      if (!moved) moved = fsync_directory(self->maildir_);
+      if (!acl_names.empty()) self->acl_changed(index.refresh_locked(self->user_, acl_names));
+      if (moved) return fail(moved);
       auto uses = self->special_uses();
       if (auto it = uses.find(*from); it != uses.end()) {
         (void)self->set_special_use(*from, special_use::none);
@@ -456,6 +498,76 @@ class maildir_account final : public account, public std::enable_shared_from_thi
     if (!limited()) co_return quota_usage{};  // nothing to count, nothing to wait for
     auto self = shared_from_this();
     auto job = [self]() { return self->usage(); };
+    co_return co_await pool().offload(std::move(job));
+  }
+
+  // ---- access control ----
+  bool has_acl_file(std::string const& dir) const {
+    return ::access((dir + "/" + std::string(detail::acl_file_name)).c_str(), F_OK) == 0;
+  }
+
+  result<std::vector<acl_entry>> read_acl(std::string const& dir) const {
+    auto acl = detail::read_acl(dir);
+    if (!acl)
+      st_->logger().warning("cannot read ACL", {{"user", user_},
+                                                {"path", dir + "/" + std::string(detail::acl_file_name)},
+                                                {"error", acl.error().message()}});
+    return acl;
+  }
+
+  // After an ACL changed (or moved, or went): logs a failed index update (the index stays a
+  // superset, so nothing is granted wrongly) and drops Dovecot's dovecot-acl-list so Dovecot
+  // rebuilds it.
+  void acl_changed(result<void> const& index_update) {
+    if (!index_update)
+      st_->logger().warning("cannot update the shared-mailbox index",
+                            {{"user", user_}, {"error", index_update.error().message()}});
+    ::unlink((maildir_ + "/dovecot-acl-list").c_str());
+  }
+
+  task<result<std::vector<acl_entry>>> get_acl(std::string_view raw) override {
+    auto self = shared_from_this();
+    auto job = [self, raw = std::string(raw)]() -> result<std::vector<acl_entry>> {
+      auto path = self->existing_path(raw);
+      if (!path) return fail(path.error());
+      return self->read_acl(*path);
+    };
+    co_return co_await pool().offload(std::move(job));
+  }
+
+  task<result<void>> set_acl(std::string_view raw, std::string_view identifier, std::optional<rights> r) override {
+    auto self = shared_from_this();
+    if (r && r->empty()) r.reset();
+    auto job = [self, raw = std::string(raw), id = std::string(identifier), r]() -> result<void> {
+      auto name = normalize_name(raw);
+      if (!name) return fail(name.error());
+      auto path = self->existing_path(*name);
+      if (!path) return fail(path.error());
+      if (!valid_acl_identifier(id)) return fail(errc::cannot);
+      auto& index = self->st_->shared();
+      auto lock = index.lock();
+      if (r && r->has('l') && !id.starts_with('-')) {  // in the index before anyone can rely on it
+        std::vector<detail::shared_index::entry> line{{id, self->user_, *name}};
+        if (auto added = index.add_locked(line); !added) return added;
+      }
+      auto written = detail::write_acl_entry(*path, id, r);
+      std::vector<std::string> names{*name};
+      self->acl_changed(index.refresh_locked(self->user_, names));
+      return written;
+    };
+    co_return co_await pool().offload(std::move(job));
+  }
+
+  task<result<rights>> rights_of(std::string_view raw, std::string_view user) override {
+    auto self = shared_from_this();
+    auto job = [self, raw = std::string(raw), user = std::string(user)]() -> result<rights> {
+      auto path = self->existing_path(raw);
+      if (!path) return fail(path.error());
+      if (user == self->user_) return rights::full();  // whatever the file says
+      auto acl = self->read_acl(*path);
+      if (!acl) return fail(acl.error());
+      return effective_rights(*acl, self->user_, user);
+    };
     co_return co_await pool().offload(std::move(job));
   }
 
@@ -744,6 +856,7 @@ std::shared_ptr<store> store::create(store_options opts, blocking_pool& pool, lo
 store::store(store_options opts, blocking_pool& pool, log::logger logger)
     : opts_(std::move(opts)), pool_(pool), log_(logger.with_component("store")) {
   while (opts_.root.size() > 1 && opts_.root.back() == '/') opts_.root.pop_back();
+  shared_ = std::make_shared<detail::shared_index>(opts_.root, log_);
 }
 
 bool store::valid_account_name(std::string_view user) noexcept {
@@ -820,6 +933,39 @@ task<result<std::shared_ptr<account>>> store::open_account(std::string_view user
     accounts_[std::string(user)] = {*acct, now};
   }
   co_return acct;
+}
+
+task<result<std::vector<shared_mailbox>>> store::shared_with(std::string_view user) {
+  auto self = shared_from_this();
+  auto job = [self, user = std::string(user)]() -> result<std::vector<shared_mailbox>> {
+    std::vector<detail::shared_index::entry> candidates;
+    {
+      auto lock = self->shared_->lock();
+      auto found = self->shared_->candidates_locked(user);
+      if (!found) return fail(found.error());
+      candidates = std::move(*found);
+    }
+    // The index may be stale: only the mailbox's ACL as it is now grants anything.
+    std::set<std::pair<std::string, std::string>> checked;
+    std::vector<shared_mailbox> out;
+    for (auto const& c : candidates) {
+      if (!checked.emplace(c.owner, c.mailbox).second) continue;
+      auto dir = detail::mailbox_dir(self->opts_.root, c.owner, c.mailbox);
+      if (!dir || !is_dir(*dir + "/cur")) continue;
+      auto acl = detail::read_acl(*dir);
+      if (!acl) {
+        self->log_.warning("cannot read ACL",
+                           {{"user", c.owner}, {"mailbox", c.mailbox}, {"error", acl.error().message()}});
+        continue;
+      }
+      if (effective_rights(*acl, c.owner, user).has('l')) out.push_back({c.owner, c.mailbox});
+    }
+    std::sort(out.begin(), out.end(), [](auto const& a, auto const& b) {
+      return std::tie(a.owner, a.name) < std::tie(b.owner, b.name);
+    });
+    return out;
+  };
+  co_return co_await pool_.offload(std::move(job));
 }
 
 }  // namespace mailroom::store::maildir

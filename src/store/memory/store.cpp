@@ -27,6 +27,13 @@ struct mailbox_data {
   modseq_t highest_modseq = 1;
   std::map<uid_t, stored_message> messages;
   detail::change_notifier notifier;
+  std::map<std::string, rights, std::less<>> acl;  ///< identifier -> rights; moves with the mailbox on rename
+
+  std::vector<acl_entry> acl_entries() const {
+    std::vector<acl_entry> out;
+    for (auto const& [id, r] : acl) out.push_back({id, r});
+    return out;
+  }
 };
 
 bool is_inferior(std::string_view name, std::string_view of) {
@@ -436,6 +443,36 @@ class memory_account final : public account {
     co_return data_->usage();
   }
 
+  task<result<std::vector<acl_entry>>> get_acl(std::string_view raw) override {
+    auto name = normalize_name(raw);
+    if (!name) co_return fail(name.error());
+    std::lock_guard lock(data_->mutex);
+    auto mb = data_->find(*name);
+    if (!mb) co_return fail(errc::no_such_mailbox);
+    co_return mb->acl_entries();
+  }
+
+  task<result<void>> set_acl(std::string_view raw, std::string_view identifier, std::optional<rights> r) override {
+    auto name = normalize_name(raw);
+    if (!name) co_return fail(name.error());
+    if (!valid_acl_identifier(identifier)) co_return fail(errc::cannot);
+    std::lock_guard lock(data_->mutex);
+    auto mb = data_->find(*name);
+    if (!mb) co_return fail(errc::no_such_mailbox);
+    if (r && !r->empty()) mb->acl.insert_or_assign(std::string(identifier), *r);
+    else if (auto it = mb->acl.find(identifier); it != mb->acl.end()) mb->acl.erase(it);
+    co_return result<void>{};
+  }
+
+  task<result<rights>> rights_of(std::string_view raw, std::string_view user) override {
+    auto name = normalize_name(raw);
+    if (!name) co_return fail(name.error());
+    std::lock_guard lock(data_->mutex);
+    auto mb = data_->find(*name);
+    if (!mb) co_return fail(errc::no_such_mailbox);
+    co_return effective_rights(mb->acl_entries(), data_->user, user);
+  }
+
  private:
   std::shared_ptr<account_data> data_;
 };
@@ -461,6 +498,23 @@ task<result<std::shared_ptr<account>>> store::open_account(std::string_view user
   auto it = accounts_.find(user);
   if (it == accounts_.end()) co_return fail(errc::no_such_account);
   co_return std::shared_ptr<account>(std::make_shared<memory_account>(it->second));
+}
+
+task<result<std::vector<shared_mailbox>>> store::shared_with(std::string_view user) {
+  std::vector<std::shared_ptr<account_data>> others;  // by owner: accounts_ is sorted
+  {
+    std::lock_guard lock(mutex_);
+    for (auto const& [name, data] : accounts_)
+      if (name != user) others.push_back(data);
+  }
+  std::vector<shared_mailbox> out;
+  for (auto const& data : others) {
+    std::lock_guard lock(data->mutex);
+    for (auto const& [name, mb] : data->mailboxes)  // by name
+      if (!mb->acl.empty() && effective_rights(mb->acl_entries(), data->user, user).has('l'))
+        out.push_back({data->user, name});
+  }
+  co_return out;
 }
 
 }  // namespace mailroom::store::memory

@@ -243,3 +243,247 @@ TEST_CASE("changes by other programs (mutt, Dovecot, an MDA) are seen at the nex
     CHECK(m->messages().size() == 1);
   }());
 }
+
+// ---- access rights: dovecot-acl files and the shared-mailbox index ----
+
+namespace {
+
+rights rts(std::string_view letters) { return rights::parse(letters).value(); }
+
+std::vector<std::string> acl_text(std::vector<acl_entry> const& acl) {
+  std::vector<std::string> out;
+  for (auto const& e : acl) out.push_back(e.identifier + " " + e.granted.to_string());
+  return out;
+}
+
+std::vector<std::string> shared_text(std::vector<shared_mailbox> const& v) {
+  std::vector<std::string> out;
+  for (auto const& m : v) out.push_back(m.owner + ":" + m.name);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("ACLs on disk: dovecot-acl in each folder directory, in Dovecot's vfile format") {
+  testing::temp_dir tmp;
+  blocking_pool pool(2);
+  asio::io_context io;
+  auto st = open_store(tmp.path(), pool);
+  auto md = tmp.path() + "/alice/Maildir";
+  testing::run(io, [&]() -> task<void> {
+    auto a = (co_await st->open_account("alice")).value();
+    REQUIRE(co_await a->create("Shared", special_use::none));
+    write_file(md + "/dovecot-acl-list", "0 Shared\n");  // Dovecot's cache: dropped so Dovecot rebuilds it
+    REQUIRE(co_await a->set_acl("INBOX", "bob", rts("srl")));
+    CHECK(!fs::exists(md + "/dovecot-acl-list"));
+    REQUIRE(co_await a->set_acl("Shared", "bob", rts("lrs")));
+    REQUIRE(co_await a->set_acl("Shared", "anyone", rts("lr")));
+    REQUIRE(co_await a->set_acl("Shared", "authenticated", rts("l")));
+    REQUIRE(co_await a->set_acl("Shared", "-bob", rts("w")));
+    REQUIRE(co_await a->set_acl("Shared", "bob", rts("lr")));  // replaced where it was
+    REQUIRE(co_await a->set_acl("Shared", "carol", rts("lrswipkxtea")));
+    REQUIRE(co_await a->set_acl("Shared", "carol", std::nullopt));
+  }());
+  CHECK(testing::read_file(md + "/dovecot-acl") == "user=bob lrs\n");
+  CHECK(testing::read_file(md + "/.Shared/dovecot-acl") == "user=bob lr\nanyone lr\nauthenticated l\n-user=bob w\n");
+  CHECK(!fs::exists(md + "/dovecot-acl.lock"));
+  CHECK(!fs::exists(md + "/.Shared/dovecot-acl.lock"));
+  // The store-wide index: who may look up which mailbox ('l' only; negative entries are not in it).
+  CHECK(testing::read_file(tmp.path() + "/.mailroom-shared") ==
+        "mailroom-shared 1\nanyone alice Shared\nauthenticated alice Shared\nbob alice INBOX\nbob alice Shared\n");
+}
+
+TEST_CASE("a dovecot-acl written by Dovecot is understood, and what mailroom does not interpret survives") {
+  testing::temp_dir tmp;
+  blocking_pool pool(2);
+  asio::io_context io;
+  auto st = open_store(tmp.path(), pool);
+  auto dir = tmp.path() + "/alice/Maildir/.Team";
+  testing::run(io, [&]() -> task<void> {
+    auto a = (co_await st->open_account("alice")).value();
+    REQUIRE(co_await a->create("Team", special_use::none));
+  }());
+  write_file(dir + "/dovecot-acl",
+             "# set up with doveadm acl\n"
+             "owner lrwstipekxa\n"
+             "group=staff lrw\n"
+             "anonymous l\n"
+             "\"user=foo \\\"bar\\\"\" r\n"
+             "user=carol l :read write-seen x-custom\n"
+             "-user=dave l\n"
+             "user=erin aetxk\n"
+             "\n");
+  testing::run(io, [&]() -> task<void> {
+    auto a = (co_await st->open_account("alice")).value();
+    auto got = acl_text((co_await a->get_acl("Team")).value());
+    CHECK(got == std::vector<std::string>{"-dave l", "anyone l", "carol lrs", "erin kxtea", "foo \"bar\" r"});
+    CHECK((co_await a->rights_of("Team", "carol")).value() == rts("lrs"));
+    CHECK((co_await a->rights_of("Team", "dave")).value().empty());
+    CHECK((co_await a->rights_of("Team", "frank")).value() == rts("l"));  // groups grant nothing here
+    {
+      auto shared = shared_text((co_await st->shared_with("frank")).value());
+      CHECK(shared == std::vector<std::string>{"alice:Team"});
+    }
+    REQUIRE(co_await a->set_acl("Team", "carol", rts("lr")));
+  }());
+  CHECK(testing::read_file(dir + "/dovecot-acl") ==
+        "# set up with doveadm acl\n"
+        "owner lrwstipekxa\n"
+        "group=staff lrw\n"
+        "anonymous l\n"
+        "\"user=foo \\\"bar\\\"\" r\n"
+        "user=carol lr\n"
+        "-user=dave l\n"
+        "user=erin aetxk\n"
+        "\n");
+}
+
+TEST_CASE("an unreadable dovecot-acl is refused, not guessed at; the owner keeps every right") {
+  testing::temp_dir tmp;
+  blocking_pool pool(2);
+  asio::io_context io;
+  auto st = open_store(tmp.path(), pool);
+  auto dir = tmp.path() + "/alice/Maildir/.Team";
+  testing::run(io, [&]() -> task<void> {
+    auto a = (co_await st->open_account("alice")).value();
+    REQUIRE(co_await a->create("Team", special_use::none));
+  }());
+  // An unknown letter (in a negative line: skipping it would grant too much), an unknown kind of
+  // identifier, an empty user name, an unclosed quote, text after the letters without ':'.
+  for (std::string bad :
+       {"anyone lr\n-user=bob lz\n", "unknown=bob l\n", "user= l\n", "\"user=bob l\n", "user=bob lr junk\n"}) {
+    CAPTURE(bad);
+    write_file(dir + "/dovecot-acl", bad);
+    testing::run(io, [&]() -> task<void> {
+      auto a = (co_await st->open_account("alice")).value();
+      CHECK((co_await a->get_acl("Team")).error() == errc::corrupt);
+      CHECK((co_await a->rights_of("Team", "bob")).error() == errc::corrupt);
+      CHECK((co_await a->rights_of("Team", "alice")).value() == rights::full());
+      CHECK((co_await a->set_acl("Team", "carol", rts("l"))).error() == errc::corrupt);
+      CHECK((co_await st->shared_with("bob")).value().empty());
+    }());
+    CHECK(testing::read_file(dir + "/dovecot-acl") == bad);
+    CHECK(!fs::exists(dir + "/dovecot-acl.lock"));
+  }
+}
+
+TEST_CASE("a stale dovecot-acl.lock (a writer crashed) is broken after 120 s, as Dovecot does") {
+  testing::temp_dir tmp;
+  blocking_pool pool(2);
+  asio::io_context io;
+  auto st = open_store(tmp.path(), pool);
+  auto md = tmp.path() + "/alice/Maildir";
+  testing::run(io, [&]() -> task<void> { (void)(co_await st->open_account("alice")).value(); }());
+  write_file(md + "/dovecot-acl.lock", "half written");
+  fs::last_write_time(md + "/dovecot-acl.lock", fs::file_time_type::clock::now() - 200s);
+  testing::run(io, [&]() -> task<void> {
+    auto a = (co_await st->open_account("alice")).value();
+    REQUIRE(co_await a->set_acl("INBOX", "bob", rts("l")));
+  }());
+  CHECK(testing::read_file(md + "/dovecot-acl") == "user=bob l\n");
+  CHECK(!fs::exists(md + "/dovecot-acl.lock"));
+}
+
+TEST_CASE("ACLs and the shared index survive a restart; a stale index grants nothing; a missing one is rebuilt") {
+  testing::temp_dir tmp;
+  blocking_pool pool(2);
+  asio::io_context io;
+  auto index = tmp.path() + "/.mailroom-shared";
+  {
+    auto st = open_store(tmp.path(), pool);
+    testing::run(io, [&]() -> task<void> {
+      auto a = (co_await st->open_account("alice")).value();
+      auto c = (co_await st->open_account("carol")).value();
+      (void)(co_await st->open_account("bob")).value();
+      REQUIRE(co_await a->create("Shared", special_use::none));
+      REQUIRE(co_await a->create("Private", special_use::none));
+      REQUIRE(co_await c->create("Secret", special_use::none));
+      REQUIRE(co_await a->set_acl("Shared", "bob", rts("lr")));
+      REQUIRE(co_await a->set_acl("INBOX", "anyone", rts("l")));
+    }());
+  }
+  auto const expected = std::vector<std::string>{"alice:INBOX", "alice:Shared"};
+  {
+    auto st = open_store(tmp.path(), pool);
+    testing::run(io, [&]() -> task<void> {
+      auto a = (co_await st->open_account("alice")).value();
+      auto got = acl_text((co_await a->get_acl("Shared")).value());
+      CHECK(got == std::vector<std::string>{"bob lr"});
+      CHECK((co_await a->rights_of("Shared", "bob")).value() == rts("lr"));
+      CHECK(shared_text((co_await st->shared_with("bob")).value()) == expected);
+    }());
+  }
+  // Lines that do not match any ACL (a crash between steps, edits, junk) are checked, not believed.
+  {
+    std::ofstream(index, std::ios::app) << "bob carol Secret\n"
+                                        << "bob carol Gone\n"
+                                        << "bob ../etc Shared\n"
+                                        << "bob alice Private\n"
+                                        << "bob alice a//b\n"
+                                        << "-bob alice Shared\n"
+                                        << "bob alice\n"
+                                        << "anyone carol Secret\n";
+  }
+  {
+    auto st = open_store(tmp.path(), pool);
+    testing::run(io, [&]() -> task<void> {
+      CHECK(shared_text((co_await st->shared_with("bob")).value()) == expected);
+      {
+        auto shared = shared_text((co_await st->shared_with("dave")).value());
+        CHECK(shared == std::vector<std::string>{"alice:INBOX"});
+      }
+      // Another program takes the ACL away: the index still has the line; the answer does not.
+      fs::remove(tmp.path() + "/alice/Maildir/.Shared/dovecot-acl");
+      {
+        auto shared = shared_text((co_await st->shared_with("bob")).value());
+        CHECK(shared == std::vector<std::string>{"alice:INBOX"});
+      }
+      // Another program grants (doveadm acl set): seen once the index is deleted and rebuilt.
+      write_file(tmp.path() + "/carol/Maildir/.Secret/dovecot-acl", "user=bob lr\n");
+      fs::remove(index);
+      {
+        auto shared = shared_text((co_await st->shared_with("bob")).value());
+        CHECK(shared == std::vector<std::string>{"alice:INBOX", "carol:Secret"});
+      }
+    }());
+  }
+  CHECK(testing::read_file(index) == "mailroom-shared 1\nanyone alice INBOX\nbob carol Secret\n");
+  write_file(index, "garbage\nbob alice Private\n");  // a wrong header: rebuilt as well
+  {
+    auto st = open_store(tmp.path(), pool);
+    testing::run(io, [&]() -> task<void> {
+      {
+        auto shared = shared_text((co_await st->shared_with("bob")).value());
+        CHECK(shared == std::vector<std::string>{"alice:INBOX", "carol:Secret"});
+      }
+    }());
+  }
+  CHECK(testing::read_file(index) == "mailroom-shared 1\nanyone alice INBOX\nbob carol Secret\n");
+}
+
+TEST_CASE("the shared index follows RENAME and DELETE of mailboxes with ACLs") {
+  testing::temp_dir tmp;
+  blocking_pool pool(2);
+  asio::io_context io;
+  auto st = open_store(tmp.path(), pool);
+  auto index = tmp.path() + "/.mailroom-shared";
+  testing::run(io, [&]() -> task<void> {
+    auto a = (co_await st->open_account("alice")).value();
+    REQUIRE(co_await a->create("Proj/sub", special_use::none));
+    REQUIRE(co_await a->set_acl("Proj", "bob", rts("lr")));
+    REQUIRE(co_await a->set_acl("Proj/sub", "anyone", rts("l")));
+  }());
+  CHECK(testing::read_file(index) == "mailroom-shared 1\nanyone alice Proj/sub\nbob alice Proj\n");
+  testing::run(io, [&]() -> task<void> {
+    auto a = (co_await st->open_account("alice")).value();
+    REQUIRE(co_await a->rename("Proj", "Old/Proj"));
+  }());
+  CHECK(testing::read_file(tmp.path() + "/alice/Maildir/.Old.Proj/dovecot-acl") == "user=bob lr\n");
+  CHECK(testing::read_file(tmp.path() + "/alice/Maildir/.Old.Proj.sub/dovecot-acl") == "anyone l\n");
+  CHECK(testing::read_file(index) == "mailroom-shared 1\nanyone alice Old/Proj/sub\nbob alice Old/Proj\n");
+  testing::run(io, [&]() -> task<void> {
+    auto a = (co_await st->open_account("alice")).value();
+    REQUIRE(co_await a->remove("Old/Proj/sub"));
+  }());
+  CHECK(testing::read_file(index) == "mailroom-shared 1\nbob alice Old/Proj\n");
+}

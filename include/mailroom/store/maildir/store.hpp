@@ -10,6 +10,14 @@
 // name per line), `mailroom-special-use` ("<\Role> <name>" lines) and, when a limit is set,
 // Maildir++'s `maildirsize` quota file.
 //
+// Access rights: each folder directory (the Maildir itself for INBOX) may hold a `dovecot-acl`
+// file in Dovecot's vfile format ("user=bob lrs", "anyone lr", "-user=bob w"; see
+// src/store/maildir/detail/acl.hpp), written under Dovecot's `dovecot-acl.lock`, so Dovecot can
+// serve the same shared mailboxes. It moves with its folder on rename. After a change the
+// account's `dovecot-acl-list` (Dovecot's own cache) is removed so Dovecot rebuilds it. The store
+// keeps `<root>/.mailroom-shared`, an index of who may look up which mailboxes of other accounts
+// (see src/store/maildir/detail/shared_index.hpp); delete it after changing ACLs with other tools.
+//
 // Other programs may add, flag, move and delete files at any time: views see that at their
 // next sync (IDLE waits are capped by store_options::poll_interval for this reason). One
 // mailroom process per store: the UID lists are not locked against a second writer.
@@ -48,13 +56,16 @@ struct store_options {
 
 namespace detail {
 class folder;
-}
+class shared_index;
+}  // namespace detail
 
 class store final : public message_store, public std::enable_shared_from_this<store> {
  public:
   static std::shared_ptr<store> create(store_options opts, blocking_pool& pool, log::logger logger = {});
 
   task<result<std::shared_ptr<account>>> open_account(std::string_view user) override;
+  /// Looks in the shared-mailbox index, then confirms each hit against its dovecot-acl.
+  task<result<std::vector<shared_mailbox>>> shared_with(std::string_view user) override;
 
   /// True when `user` can name an account directory (no '/', no leading '.', printable,
   /// valid UTF-8, at most 255 octets). Account names are used as given (case matters).
@@ -71,6 +82,8 @@ class store final : public message_store, public std::enable_shared_from_this<st
   void notify(std::string const& path);
   /// Forgets a folder's state (after it was deleted or renamed on disk).
   void forget(std::string const& path);
+  /// The store-wide index of shared mailboxes.
+  detail::shared_index& shared() noexcept { return *shared_; }
 
   store(store_options opts, blocking_pool& pool, log::logger logger);
 
@@ -80,6 +93,7 @@ class store final : public message_store, public std::enable_shared_from_this<st
   log::logger log_;
   std::mutex mutex_;
   std::map<std::string, std::weak_ptr<detail::folder>> folders_;
+  std::shared_ptr<detail::shared_index> shared_;
   // Accounts seen recently: deliveries skip the existence check and mailbox auto-creation
   // (an account deleted on disk is noticed within the TTL).
   struct cached_account {

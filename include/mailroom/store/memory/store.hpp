@@ -26,6 +26,8 @@ class store final : public message_store {
   ~store() override;
 
   task<result<std::shared_ptr<account>>> open_account(std::string_view user) override;
+  /// Scans every account (all in memory).
+  task<result<std::vector<shared_mailbox>>> shared_with(std::string_view user) override;
   /// Creates an account (with INBOX) if it does not exist.
   void add_account(std::string_view user);
 
