@@ -30,6 +30,9 @@ std::string to_lower(std::string_view s);
 /// Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF.
 bool is_valid_utf8(std::string_view s) noexcept;
 
+/// Appends code point `cp` (at most U+10FFFF, not a surrogate) as UTF-8.
+void append_utf8(std::string& out, char32_t cp);
+
 /// Decimal digits only, no sign, no overflow past max; nullopt otherwise.
 std::optional<std::uint64_t> parse_uint(std::string_view s, std::uint64_t max = UINT64_MAX) noexcept;
 
