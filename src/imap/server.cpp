@@ -1,11 +1,13 @@
 #include "mailroom/imap/server.hpp"
 
 #include "mailroom/imap/fetch.hpp"
+#include "mailroom/imap/sort.hpp"
 
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <ctime>
+#include <map>
 #include <set>
 
 #include <asio/bind_cancellation_slot.hpp>
@@ -52,6 +54,9 @@ std::string make_session_id() {
 }
 
 // A string as IMAP sends it: quoted when that is safe, else a literal.
+// The other users' namespace: "Shared/<owner>/<mailbox>".
+constexpr std::string_view shared_prefix = "Shared";
+
 std::string astring(std::string_view s, bool utf8 = false) {
   bool quotable = s.size() < 1024;
   for (unsigned char c : s)
@@ -312,12 +317,42 @@ class session final : public net::stoppable {
   task<void> do_fetch(command const& c);
   task<void> do_store(command const& c);
   task<void> do_search(command const& c);
+  /// Indexes of the messages matching SEARCH keys; err is set (and the result meaningless) for
+  /// malformed keys.
+  task<std::vector<std::size_t>> matching(std::vector<value> const& keys, std::string& err);
+  task<void> do_sort(command const& c, bool thread);
   task<void> do_copy(command const& c, bool move);
   task<void> do_expunge(command const& c);
   task<void> report_changes();
   void report_expunged(std::vector<store::uid_t> const& uids);
+  // Where a mailbox name the client sent leads: the user's own account, or another user's
+  // mailbox under "Shared/<owner>/" (RFC 2342's other users' namespace), with the rights the
+  // user holds there (RFC 4314; the owner holds all of them).
+  struct place {
+    std::shared_ptr<store::account> acct;
+    std::string name;  ///< in acct
+    store::rights my = store::rights::full();
+    bool own = true;
+  };
+  /// no_such_mailbox when the user holds no right at all on it (its existence is not revealed).
+  /// With `to_create`, a mailbox that does not exist yet is a place with no rights (CREATE and
+  /// RENAME then check 'k' on its parent).
+  task<result<place>> locate(std::string visible, bool to_create = false);
+  /// False (and a tagged NO [NOPERM] queued) unless `p` grants `right`.
+  bool permitted(command const& c, place const& p, char right) {
+    if (p.my.has(right)) return true;
+    no(c, std::string("[NOPERM] You lack the '") + right + "' right on this mailbox");
+    return false;
+  }
+  task<void> do_mailbox_command(command const& c);
+  task<void> do_acl(command const& c);
+  task<result<store::copy_result>> copy_across(std::vector<store::uid_t> const& uids, place const& dest, bool move);
+
   void close_mailbox() {
     mailbox_.reset();
+    selected_account_.reset();
+    selected_rights_ = store::rights::full();
+    selected_name_.clear();
     saved_.clear();
     state_ = state::authenticated;
   }
@@ -361,13 +396,16 @@ class session final : public net::stoppable {
   std::string account_name_;
   std::shared_ptr<store::account> account_;
   std::unique_ptr<store::mailbox> mailbox_;
+  std::shared_ptr<store::account> selected_account_;  ///< the selected mailbox's owner
+  std::string selected_name_;                          ///< as the client named it
+  store::rights selected_rights_ = store::rights::full();
   std::vector<store::uid_t> saved_;  ///< SEARCHRES (RFC 5182) "$", ascending UIDs
   std::vector<char> read_buf_ = std::vector<char>(16 * 1024);
 };
 
 std::string session::capabilities() const {
   std::string c = "CAPABILITY IMAP4rev2 IMAP4rev1 LITERAL- SASL-IR ENABLE ID IDLE NAMESPACE UIDPLUS MOVE UNSELECT "
-                  "SPECIAL-USE LIST-EXTENDED LIST-STATUS UTF8=ACCEPT BINARY ESEARCH SEARCHRES CONDSTORE QRESYNC QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE "
+                  "ACL RIGHTS=texk SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES SPECIAL-USE LIST-EXTENDED LIST-STATUS UTF8=ACCEPT BINARY ESEARCH SEARCHRES CONDSTORE QRESYNC QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE "
                   "APPENDLIMIT=" + std::to_string(opts_.limits.max_append_literal);
   if (state_ == state::not_authenticated) {
     if (tls_available()) c += " STARTTLS";
@@ -554,49 +592,17 @@ task<void> session::dispatch(command& c) {
       co_await do_select(c, n == "EXAMINE");
       co_return;
     }
-    if ((n == "CREATE" || n == "DELETE" || n == "SUBSCRIBE" || n == "UNSUBSCRIBE") && argc >= 1) {
-      auto name = mailbox_arg(c.args[0]);
-      if (!name) {
-        bad(c.tag, "Invalid mailbox name");
-        co_return;
-      }
-      result<void> r;
-      if (n == "CREATE") {
-        auto use = store::special_use::none;
-        // CREATE name (USE (\Sent)) — RFC 6154.
-        if (argc == 2 && c.args[1].k == value::kind::list && c.args[1].items.size() == 2 &&
-            c.args[1].items[0].is_atom("USE") && c.args[1].items[1].k == value::kind::list &&
-            c.args[1].items[1].items.size() == 1) {
-          auto u = store::parse_special_use(c.args[1].items[1].items[0].text);
-          if (!u) {
-            no(c, "[USEATTR] Unsupported special-use attribute");
-            co_return;
-          }
-          use = *u;
-        }
-        std::string trimmed = *name;
-        if (!trimmed.empty() && trimmed.back() == store::delimiter) trimmed.pop_back();
-        r = co_await account_->create(trimmed, use);
-      } else if (n == "DELETE") {
-        if (mailbox_ && mailbox_->name() == store::normalize_name(*name).value_or(std::string())) close_mailbox();
-        r = co_await account_->remove(*name);
-      } else {
-        r = co_await account_->subscribe(*name, n == "SUBSCRIBE");
-      }
-      if (!r) store_error(c, r.error());
-      else ok(c);
+    if (((n == "CREATE" || n == "DELETE" || n == "SUBSCRIBE" || n == "UNSUBSCRIBE") && argc >= 1) ||
+        (n == "RENAME" && argc == 2)) {
+      co_await do_mailbox_command(c);
       co_return;
     }
-    if (n == "RENAME" && argc == 2) {
-      auto from = mailbox_arg(c.args[0]);
-      auto to = mailbox_arg(c.args[1]);
-      if (!from || !to) {
-        bad(c.tag, "Invalid mailbox name");
-        co_return;
-      }
-      auto r = co_await account_->rename(*from, *to);
-      if (!r) store_error(c, r.error());
-      else ok(c);
+    if ((n == "GETACL" || n == "MYRIGHTS") && argc == 1) {
+      co_await do_acl(c);
+      co_return;
+    }
+    if (((n == "SETACL" && argc == 3) || ((n == "DELETEACL" || n == "LISTRIGHTS") && argc == 2))) {
+      co_await do_acl(c);
       co_return;
     }
     if ((n == "LIST" || n == "LSUB") && argc >= 2) {
@@ -604,7 +610,7 @@ task<void> session::dispatch(command& c) {
       co_return;
     }
     if (n == "NAMESPACE" && argc == 0) {
-      untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
+      untagged("NAMESPACE ((\"\" \"/\")) ((\"" + std::string(shared_prefix) + "/\" \"/\")) NIL");
       ok(c);
       co_return;
     }
@@ -630,7 +636,8 @@ task<void> session::dispatch(command& c) {
       if (n == "CHECK") {
         co_await report_changes();
       } else {
-        if (n == "CLOSE" && !mailbox_->read_only()) (void)co_await mailbox_->expunge();  // silently
+        if (n == "CLOSE" && !mailbox_->read_only() && selected_rights_.has('e'))
+          (void)co_await mailbox_->expunge();  // silently
         close_mailbox();
       }
       ok(c);
@@ -646,6 +653,10 @@ task<void> session::dispatch(command& c) {
     }
     if (n == "STORE" && (argc == 3 || argc == 4)) {
       co_await do_store(c);
+      co_return;
+    }
+    if ((n == "SORT" || n == "THREAD") && argc >= 3) {
+      co_await do_sort(c, n == "THREAD");
       co_return;
     }
     if (n == "SEARCH" && argc >= 1) {
@@ -787,6 +798,243 @@ task<void> session::do_authenticate(command const& c) {
   }
 }
 
+task<result<session::place>> session::locate(std::string visible, bool to_create) {
+  auto prefix = std::string(shared_prefix) + store::delimiter;
+  if (visible == shared_prefix) co_return fail(store::errc::cannot);  // the namespace itself
+  if (!visible.starts_with(prefix)) co_return place{account_, std::move(visible), store::rights::full(), true};
+  auto rest = std::string_view(visible).substr(prefix.size());
+  auto slash = rest.find(store::delimiter);
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 == rest.size()) co_return fail(store::errc::no_such_mailbox);
+  std::string owner(rest.substr(0, slash));
+  std::string name(rest.substr(slash + 1));
+  if (owner == account_name_) co_return place{account_, std::move(name), store::rights::full(), true};
+  // Only owners who share something with this user are opened: probing names never creates
+  // or reveals accounts.
+  auto shared = co_await opts_.store->shared_with(account_name_);
+  if (!shared) co_return fail(shared.error());
+  if (std::none_of(shared->begin(), shared->end(), [&](store::shared_mailbox const& m) { return m.owner == owner; }))
+    co_return fail(store::errc::no_such_mailbox);
+  auto acct = co_await opts_.store->open_account(owner);
+  if (!acct) co_return fail(store::errc::no_such_mailbox);
+  auto r = co_await (*acct)->rights_of(name, account_name_);
+  if (!r && to_create && r.error() == store::errc::no_such_mailbox)
+    co_return place{std::move(*acct), std::move(name), store::rights{}, false};
+  if (!r) co_return fail(r.error());
+  if (r->empty()) co_return fail(store::errc::no_such_mailbox);
+  co_return place{std::move(*acct), std::move(name), *r, false};
+}
+
+task<void> session::do_mailbox_command(command const& c) {
+  auto const& n = c.name;
+  auto name = mailbox_arg(c.args[0]);
+  if (!name) {
+    bad(c.tag, "Invalid mailbox name");
+    co_return;
+  }
+  if (n == "CREATE" && !name->empty() && name->back() == store::delimiter) name->pop_back();
+  auto where = co_await locate(*name, n == "CREATE");
+  if (!where) {
+    store_error(c, where.error());
+    co_return;
+  }
+  result<void> r;
+  if (n == "CREATE") {
+    auto use = store::special_use::none;
+    // CREATE name (USE (\Sent)) — RFC 6154.
+    if (c.args.size() == 2 && c.args[1].k == value::kind::list && c.args[1].items.size() == 2 &&
+        c.args[1].items[0].is_atom("USE") && c.args[1].items[1].k == value::kind::list &&
+        c.args[1].items[1].items.size() == 1) {
+      auto u = store::parse_special_use(c.args[1].items[1].items[0].text);
+      if (!u) {
+        no(c, "[USEATTR] Unsupported special-use attribute");
+        co_return;
+      }
+      use = *u;
+    }
+    if (!where->own) {  // 'k' on the parent (RFC 4314); nothing new at the top of another account
+      auto parent = std::string(store::parent_name(where->name));
+      result<store::rights> pr = store::rights{};
+      if (!parent.empty()) pr = co_await where->acct->rights_of(parent, account_name_);
+      if (!pr || !pr->has('k')) {
+        no(c, "[NOPERM] You lack the 'k' right on the parent mailbox");
+        co_return;
+      }
+    }
+    r = co_await where->acct->create(where->name, use);
+  } else if (n == "DELETE") {
+    if (!permitted(c, *where, 'x')) co_return;
+    if (mailbox_ && selected_name_ == store::normalize_name(*name).value_or(std::string())) close_mailbox();
+    r = co_await where->acct->remove(where->name);
+  } else if (n == "RENAME") {
+    auto to_name = mailbox_arg(c.args[1]);
+    if (!to_name) {
+      bad(c.tag, "Invalid mailbox name");
+      co_return;
+    }
+    auto to = co_await locate(*to_name, true);
+    if (!to) {
+      store_error(c, to.error());
+      co_return;
+    }
+    if (to->acct->user() != where->acct->user()) {
+      no(c, "[CANNOT] Mailboxes cannot move between users");
+      co_return;
+    }
+    if (!permitted(c, *where, 'x')) co_return;
+    if (!to->own) {
+      auto parent = std::string(store::parent_name(to->name));
+      result<store::rights> pr = store::rights{};
+      if (!parent.empty()) pr = co_await to->acct->rights_of(parent, account_name_);
+      if (!pr || !pr->has('k')) {
+        no(c, "[NOPERM] You lack the 'k' right on the new parent mailbox");
+        co_return;
+      }
+    }
+    r = co_await where->acct->rename(where->name, to->name);
+  } else {
+    if (!where->own) {
+      no(c, "[CANNOT] Subscriptions to other users' mailboxes are not kept");
+      co_return;
+    }
+    r = co_await account_->subscribe(where->name, n == "SUBSCRIBE");
+  }
+  if (!r) store_error(c, r.error());
+  else ok(c);
+}
+
+// RFC 4314: GETACL, SETACL, DELETEACL, LISTRIGHTS need 'a'; MYRIGHTS any right.
+task<void> session::do_acl(command const& c) {
+  auto name = mailbox_arg(c.args[0]);
+  if (!name || (c.args.size() > 1 && !c.args[1].is_string_like()) || (c.args.size() > 2 && !c.args[2].is_string_like())) {
+    bad(c.tag, "Invalid " + c.name + " arguments");
+    co_return;
+  }
+  auto where = co_await locate(*name);
+  if (!where) {
+    store_error(c, where.error());
+    co_return;
+  }
+  auto wire = wire_name(*name);
+  if (c.name == "MYRIGHTS") {
+    auto st = co_await where->acct->status(where->name);  // the mailbox must exist
+    if (!st) {
+      store_error(c, st.error());
+      co_return;
+    }
+    untagged("MYRIGHTS " + wire + " " + astring(where->my.to_string()));
+    ok(c);
+    co_return;
+  }
+  if (!permitted(c, *where, 'a')) co_return;
+  auto const& owner = where->acct->user();
+  if (c.name == "GETACL") {
+    auto acl = co_await where->acct->get_acl(where->name);
+    if (!acl) {
+      store_error(c, acl.error());
+      co_return;
+    }
+    std::string line = "ACL " + wire;
+    // The owner's implicit rights come first unless an entry names the owner.
+    if (std::none_of(acl->begin(), acl->end(), [&](store::acl_entry const& e) { return e.identifier == owner; }))
+      line += " " + astring(owner) + " " + astring(std::string(store::rights::all));
+    for (auto const& e : *acl) line += " " + astring(e.identifier) + " " + astring(e.granted.to_string());
+    untagged(line);
+    ok(c);
+    co_return;
+  }
+  // Identifiers name users as they log in; the store knows them by account (as account_for maps
+  // them), so "ann@example.test" and "-ann@example.test" become "ann" and "-ann" when mapped so.
+  std::string id = c.args[1].text;
+  if (opts_.account_for && id != "anyone" && id != "authenticated" && id != "-anyone" && id != "-authenticated") {
+    bool negative = id.starts_with('-');
+    auth::identity who;
+    who.user = negative ? id.substr(1) : id;
+    id = (negative ? "-" : "") + opts_.account_for(who);
+  }
+  if (c.name == "LISTRIGHTS") {
+    auto st = co_await where->acct->status(where->name);
+    if (!st) {
+      store_error(c, st.error());
+      co_return;
+    }
+    // The owner always holds every right; anyone else may get each right on its own.
+    if (id == owner) untagged("LISTRIGHTS " + wire + " " + astring(id) + " " + std::string(store::rights::all));
+    else untagged("LISTRIGHTS " + wire + " " + astring(id) + " \"\" l r s w i p k x t e a");
+    ok(c);
+    co_return;
+  }
+  std::optional<store::rights> next;
+  if (c.name == "SETACL") {
+    std::string_view mod = c.args[2].text;
+    char sign = !mod.empty() && (mod[0] == '+' || mod[0] == '-') ? mod[0] : 0;
+    auto given = store::rights::parse(sign ? mod.substr(1) : mod);
+    if (!given) {
+      bad(c.tag, "Invalid rights");
+      co_return;
+    }
+    next = *given;
+    if (sign) {
+      auto acl = co_await where->acct->get_acl(where->name);
+      if (!acl) {
+        store_error(c, acl.error());
+        co_return;
+      }
+      store::rights now;
+      for (auto const& e : *acl)
+        if (e.identifier == id) now = e.granted;
+      next = sign == '+' ? now.add(*given) : now.remove(*given);
+    }
+  }
+  auto r = co_await where->acct->set_acl(where->name, id, next);
+  if (!r) store_error(c, r.error());
+  else ok(c);
+}
+
+task<result<store::copy_result>> session::copy_across(std::vector<store::uid_t> const& uids, place const& dest, bool move) {
+  // Not atomic: a failure part-way leaves the copies made so far (their UIDs are not reported).
+  store::copy_result out;
+  std::vector<store::uid_t> done;
+  for (auto uid : uids) {
+    auto const& msgs = mailbox_->messages();
+    auto it = std::lower_bound(msgs.begin(), msgs.end(), uid,
+                               [](store::message_info const& m, store::uid_t u) { return m.uid < u; });
+    if (it == msgs.end() || it->uid != uid) continue;
+    store::append_options o;
+    o.internal_date = it->internal_date;
+    if (dest.my.has('s')) o.flags.set(store::system_flag::seen, it->flags.has(store::system_flag::seen));
+    if (dest.my.has('t')) o.flags.set(store::system_flag::deleted, it->flags.has(store::system_flag::deleted));
+    if (dest.my.has('w')) {
+      for (auto sf : {store::system_flag::answered, store::system_flag::flagged, store::system_flag::draft})
+        o.flags.set(sf, it->flags.has(sf));
+      o.flags.keywords = it->flags.keywords;
+    }
+    auto body = co_await read_message(uid);
+    if (!body) {
+      if (body.error() == store::errc::no_such_message) continue;
+      co_return fail(body.error());
+    }
+    auto ap = co_await dest.acct->append(dest.name, o);
+    if (!ap) co_return fail(ap.error());
+    if (auto w = (*ap)->write(*body); !w) co_return fail(w.error());
+    auto r = co_await (*ap)->commit();
+    if (!r) co_return fail(r.error());
+    out.uidvalidity = r->uidvalidity;
+    out.uids.emplace_back(uid, r->uid);
+    done.push_back(uid);
+  }
+  if (move && !done.empty()) {
+    store::flag_set del;
+    del.set(store::system_flag::deleted);
+    auto st = co_await mailbox_->store(done, store::flag_op::add, del);
+    if (!st) co_return fail(st.error());
+    std::optional<std::span<store::uid_t const>> only(done);
+    auto gone = co_await mailbox_->expunge(only);
+    if (!gone) co_return fail(gone.error());
+    out.expunged = std::move(*gone);
+  }
+  co_return out;
+}
+
 task<void> session::do_select(command const& c, bool read_only) {
   // A failed SELECT leaves no mailbox selected (RFC 9051 6.3.2); the client learns that the
   // previous one closed from [CLOSED] (RFC 9051, RFC 7162 3.2.11).
@@ -824,24 +1072,44 @@ task<void> session::do_select(command const& c, bool read_only) {
       }
     }
   }
-  auto mb = co_await account_->open(*name, read_only);
+  auto where = co_await locate(*name);
+  if (!where) {
+    store_error(c, where.error());
+    co_return;
+  }
+  if (!permitted(c, *where, 'r')) co_return;
+  auto const& my = where->my;
+  // Read-write only with a right that changes the mailbox (RFC 4314 4).
+  read_only = read_only || !(my.has('s') || my.has('w') || my.has('t') || my.has('e'));
+  auto mb = co_await where->acct->open(where->name, read_only);
   if (!mb) {
     store_error(c, mb.error());
     co_return;
   }
   mailbox_ = std::move(*mb);
+  selected_account_ = where->acct;
+  selected_name_ = *name;
+  if (auto norm = store::normalize_name(*name)) selected_name_ = *norm;
+  selected_rights_ = my;
   state_ = state::selected;
   std::size_t recent = 0;
   for (auto const& m : mailbox_->messages()) recent += m.recent ? 1 : 0;
   untagged("FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)");
-  untagged(std::string("OK [PERMANENTFLAGS (") + (read_only ? "" : "\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*") +
-           ")] Flags permitted");
+  std::string permanent;
+  if (!read_only) {
+    if (my.has('w')) permanent += "\\Answered \\Flagged ";
+    if (my.has('t')) permanent += "\\Deleted ";
+    if (my.has('s')) permanent += "\\Seen ";
+    if (my.has('w')) permanent += "\\Draft \\* ";
+    if (!permanent.empty()) permanent.pop_back();
+  }
+  untagged("OK [PERMANENTFLAGS (" + permanent + ")] Flags permitted");
   untagged(std::to_string(mailbox_->messages().size()) + " EXISTS");
   if (!rev2_) untagged(std::to_string(recent) + " RECENT");
   untagged("OK [UIDVALIDITY " + std::to_string(mailbox_->uidvalidity()) + "] UIDs valid");
   untagged("OK [UIDNEXT " + std::to_string(mailbox_->uidnext()) + "] Predicted next UID");
   untagged("OK [HIGHESTMODSEQ " + std::to_string(mailbox_->highest_modseq()) + "] Highest");
-  if (rev2_) untagged("LIST () \"/\" " + wire_name(mailbox_->name()));
+  if (rev2_) untagged("LIST () \"/\" " + wire_name(selected_name_));
   if (qr && qr->uidvalidity == mailbox_->uidvalidity()) {
     // RFC 7162 3.2.5.1. Expunges are not kept with their MODSEQ, so VANISHED (EARLIER) names
     // every known UID that is gone, not only those expunged after the client's MODSEQ; clients
@@ -962,6 +1230,35 @@ task<void> session::do_list(command const& c, bool lsub) {
   for (auto const& p : subscribed_parents)
     if (!listed.count(p) && matches(p))
       untagged("LIST (\\NonExistent) \"/\" " + wire_name(p) + " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+  // Other users' mailboxes this user may look up, under "Shared/<owner>/", with the levels
+  // above them as \Noselect.
+  if (!lsub && !sel_subscribed && !sel_special) {
+    auto shared = co_await opts_.store->shared_with(account_name_);
+    std::map<std::string, bool> names;  // visible name -> selectable
+    std::set<std::string, std::less<>> parents;
+    if (shared)
+      for (auto const& m : *shared) {
+        auto full = std::string(shared_prefix) + store::delimiter + m.owner + store::delimiter + m.name;
+        names[full] = true;
+        for (auto p = store::parent_name(full); !p.empty(); p = store::parent_name(p)) {
+          parents.emplace(p);
+          names.try_emplace(std::string(p), false);
+        }
+      }
+    for (auto const& [full, selectable] : names) {
+      if (!matches(full)) continue;
+      std::string attrs = selectable ? "" : "\\Noselect ";
+      attrs += parents.count(full) ? "\\HasChildren" : "\\HasNoChildren";
+      untagged("LIST (" + attrs + ") \"/\" " + wire_name(full));
+      if (selectable && !status_items.empty()) {
+        auto where = co_await locate(full);
+        if (!where || !where->my.has('r')) continue;
+        auto st = co_await where->acct->status(where->name);
+        if (auto items = st ? status_text(*st, status_items) : std::nullopt)
+          untagged("STATUS " + wire_name(full) + " (" + *items + ")");
+      }
+    }
+  }
   ok(c);
 }
 
@@ -971,7 +1268,13 @@ task<void> session::do_status(command const& c) {
     bad(c.tag, "STATUS needs a mailbox and a list of items");
     co_return;
   }
-  auto st = co_await account_->status(*name);
+  auto where = co_await locate(*name);
+  if (!where) {
+    store_error(c, where.error());
+    co_return;
+  }
+  if (!permitted(c, *where, 'r')) co_return;
+  auto st = co_await where->acct->status(where->name);
   if (!st) {
     store_error(c, st.error());
     co_return;
@@ -1014,7 +1317,22 @@ task<void> session::do_append(command const& c) {
       co_return;
     }
   }
-  auto ap = co_await account_->append(*name, o);
+  auto where = co_await locate(*name);
+  if (!where) {
+    if (where.error() == store::errc::no_such_mailbox) no(c, "[TRYCREATE] No such mailbox");
+    else store_error(c, where.error());
+    co_return;
+  }
+  if (!permitted(c, *where, 'i')) co_return;
+  if (!where->my.has('s')) o.flags.set(store::system_flag::seen, false);  // flags need their rights too
+  if (!where->my.has('t')) o.flags.set(store::system_flag::deleted, false);
+  if (!where->my.has('w')) {
+    auto keep = o.flags;
+    o.flags = {};
+    o.flags.set(store::system_flag::seen, keep.has(store::system_flag::seen));
+    o.flags.set(store::system_flag::deleted, keep.has(store::system_flag::deleted));
+  }
+  auto ap = co_await where->acct->append(where->name, o);
   if (!ap) {
     if (ap.error() == store::errc::no_such_mailbox) no(c, "[TRYCREATE] No such mailbox");
     else store_error(c, ap.error());
@@ -1560,7 +1878,8 @@ task<void> session::do_fetch(command const& c) {
         // RFC 3516: binary content goes out as literal8.
         bool nul = s.binary && bytes->find('\0') != std::string::npos;
         bodies.push_back(s.item_name + (nul ? " ~{" : " {") + std::to_string(bytes->size()) + "}\r\n" + *bytes);
-        if (!s.peek && !mailbox_->read_only() && !m.flags.has(store::system_flag::seen)) mark_seen = true;
+        if (!s.peek && !mailbox_->read_only() && selected_rights_.has('s') && !m.flags.has(store::system_flag::seen))
+          mark_seen = true;
       }
     }
     if (mark_seen) {  // a non-PEEK body fetch sets \Seen and reports the new flags
@@ -1630,6 +1949,24 @@ task<void> session::do_store(command const& c) {
     no(c, "[READ-ONLY] The mailbox is read-only");
     co_return;
   }
+  // RFC 4314 4: flags the user may not change are left alone without an error; FLAGS (replace)
+  // would clear them, so it needs every flag right.
+  auto const& my = selected_rights_;
+  if (!(my.has('s') && my.has('t') && my.has('w'))) {
+    if (op == store::flag_op::replace) {
+      no(c, "[NOPERM] FLAGS needs the s, t and w rights; use +FLAGS or -FLAGS");
+      co_return;
+    }
+    store::flag_set allowed;
+    if (my.has('s')) allowed.set(store::system_flag::seen, f.has(store::system_flag::seen));
+    if (my.has('t')) allowed.set(store::system_flag::deleted, f.has(store::system_flag::deleted));
+    if (my.has('w')) {
+      for (auto sf : {store::system_flag::answered, store::system_flag::flagged, store::system_flag::draft})
+        allowed.set(sf, f.has(sf));
+      allowed.keywords = f.keywords;
+    }
+    f = std::move(allowed);
+  }
   std::vector<store::uid_t> uids;
   for (auto idx : *set) uids.push_back(mailbox_->messages()[idx].uid);
   auto r = co_await mailbox_->store(uids, op, f, unchanged_since);
@@ -1682,10 +2019,22 @@ task<void> session::do_copy(command const& c, bool move) {
     no(c, "[READ-ONLY] The mailbox is read-only");
     co_return;
   }
+  if (move && !(selected_rights_.has('t') && selected_rights_.has('e'))) {
+    no(c, "[NOPERM] MOVE needs the 't' and 'e' rights on this mailbox");
+    co_return;
+  }
+  auto where = co_await locate(*dest);
+  if (!where) {
+    if (where.error() == store::errc::no_such_mailbox) no(c, "[TRYCREATE] No such mailbox");
+    else store_error(c, where.error());
+    co_return;
+  }
+  if (!permitted(c, *where, 'i')) co_return;
   std::vector<store::uid_t> uids;
   for (auto idx : *set) uids.push_back(mailbox_->messages()[idx].uid);
-  auto before = mailbox_->messages();
-  auto r = co_await mailbox_->copy(uids, *dest, move);
+  result<store::copy_result> r = fail(mailroom::errc::invalid_argument);
+  if (where->acct->user() == selected_account_->user()) r = co_await mailbox_->copy(uids, where->name, move);
+  else r = co_await copy_across(uids, *where, move);
   if (!r) {
     if (r.error() == store::errc::no_such_mailbox) no(c, "[TRYCREATE] No such mailbox");
     else store_error(c, r.error());
@@ -1709,6 +2058,10 @@ task<void> session::do_copy(command const& c, bool move) {
 task<void> session::do_expunge(command const& c) {
   if (mailbox_->read_only()) {
     no(c, "[READ-ONLY] The mailbox is read-only");
+    co_return;
+  }
+  if (!selected_rights_.has('e')) {
+    no(c, "[NOPERM] You lack the 'e' right on this mailbox");
     co_return;
   }
   std::vector<store::uid_t> only;
@@ -1896,6 +2249,32 @@ bool needs_raw(std::vector<value> const& keys) {
 }  // namespace
 
 namespace {
+task<std::vector<std::size_t>> session::matching(std::vector<value> const& keys, std::string& err) {
+  auto const& msgs = mailbox_->messages();
+  auto max_seq = static_cast<std::uint32_t>(msgs.size());
+  auto max_uid = msgs.empty() ? 0u : msgs.back().uid;
+  bool raw_needed = needs_raw(keys);
+  std::vector<std::size_t> hits;
+  for (std::size_t idx = 0; idx < msgs.size(); ++idx) {
+    std::string raw;
+    if (raw_needed) {
+      auto m = co_await read_message(msgs[idx].uid);
+      if (!m) continue;
+      raw = std::move(*m);
+    }
+    search_ctx x{&msgs[idx], idx + 1, &raw, max_seq, max_uid, &saved_};
+    bool all = true;
+    std::size_t i = 0;
+    while (i < keys.size()) {
+      bool r = search_key(keys, i, x, err);
+      if (!err.empty()) co_return hits;
+      all = all && r;
+    }
+    if (all) hits.push_back(idx);
+  }
+  co_return hits;
+}
+
 task<void> session::do_search(command const& c) {
   std::vector<value> keys(c.args.begin(), c.args.end());
   std::size_t start = 0;
@@ -1932,33 +2311,15 @@ task<void> session::do_search(command const& c) {
     co_return;
   }
   auto const& msgs = mailbox_->messages();
-  auto max_seq = static_cast<std::uint32_t>(msgs.size());
-  auto max_uid = msgs.empty() ? 0u : msgs.back().uid;
-  bool raw_needed = needs_raw(keys);
-  std::vector<std::uint32_t> hits;
   std::string err;
-  for (std::size_t idx = 0; idx < msgs.size(); ++idx) {
-    std::string raw;
-    if (raw_needed) {
-      auto m = co_await read_message(msgs[idx].uid);
-      if (!m) continue;
-      raw = std::move(*m);
-    }
-    search_ctx x{&msgs[idx], idx + 1, &raw, max_seq, max_uid, &saved_};
-    bool all = true;
-    std::size_t i = 0;
-    while (i < keys.size()) {
-      bool r = search_key(keys, i, x, err);
-      if (!err.empty()) break;
-      all = all && r;
-    }
-    if (!err.empty()) {
-      if (ret_save) saved_.clear();  // a failed SEARCH ... SAVE empties $ (RFC 5182 2.1)
-      bad(c.tag, err);
-      co_return;
-    }
-    if (all) hits.push_back(c.uid ? msgs[idx].uid : static_cast<std::uint32_t>(idx + 1));
+  auto found = co_await matching(keys, err);
+  if (!err.empty()) {
+    if (ret_save) saved_.clear();  // a failed SEARCH ... SAVE empties $ (RFC 5182 2.1)
+    bad(c.tag, err);
+    co_return;
   }
+  std::vector<std::uint32_t> hits;
+  for (auto idx : found) hits.push_back(c.uid ? msgs[idx].uid : static_cast<std::uint32_t>(idx + 1));
   auto uid_of = [&](std::uint32_t h) { return c.uid ? h : msgs[h - 1].uid; };
   if (ret_save) {
     // With MIN and/or MAX (and neither ALL nor COUNT) only those are saved (RFC 5182 2.4).
@@ -1995,6 +2356,82 @@ task<void> session::do_search(command const& c) {
     std::string line = "SEARCH";
     for (auto h : hits) line += " " + std::to_string(h);
     if (top) line += " (MODSEQ " + std::to_string(top) + ")";
+    untagged(line);
+  }
+  ok(c);
+}
+
+// SORT (criteria) charset keys / THREAD algorithm charset keys — RFC 5256.
+task<void> session::do_sort(command const& c, bool thread) {
+  std::size_t need = 3;
+  if (c.args.size() < need) {
+    bad(c.tag, thread ? "THREAD needs an algorithm, a charset and search keys" : "SORT needs criteria, a charset and search keys");
+    co_return;
+  }
+  std::vector<sort_criterion> by;
+  thread_algorithm alg = thread_algorithm::references;
+  if (thread) {
+    auto a = c.args[0].k == value::kind::atom ? parse_thread_algorithm(c.args[0].text) : std::nullopt;
+    if (!a) {
+      bad(c.tag, "Unknown threading algorithm");
+      co_return;
+    }
+    alg = *a;
+  } else {
+    std::vector<std::string_view> atoms;
+    if (c.args[0].k == value::kind::list)
+      for (auto const& v : c.args[0].items)
+        if (v.k == value::kind::atom) atoms.push_back(v.text);
+    auto crit = c.args[0].k == value::kind::list && atoms.size() == c.args[0].items.size()
+                    ? parse_sort_criteria(atoms)
+                    : std::nullopt;
+    if (!crit) {
+      bad(c.tag, "Invalid sort criteria");
+      co_return;
+    }
+    by = std::move(*crit);
+  }
+  if (!text::iequals(c.args[1].text, "UTF-8") && !text::iequals(c.args[1].text, "US-ASCII")) {
+    no(c, "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
+    co_return;
+  }
+  std::vector<value> keys(c.args.begin() + 2, c.args.end());
+  std::string err;
+  auto found = co_await matching(keys, err);
+  if (!err.empty()) {
+    bad(c.tag, err);
+    co_return;
+  }
+  // The header of each matching message (the keys need only the header block).
+  auto const& msgs = mailbox_->messages();
+  std::vector<std::string> headers;
+  headers.reserve(found.size());
+  bool needs_header = thread || std::any_of(by.begin(), by.end(), [](sort_criterion const& k) {
+    return k.key != sort_key::arrival && k.key != sort_key::size;
+  });
+  for (auto idx : found) {
+    std::string h;
+    if (needs_header) {
+      auto m = co_await read_message(msgs[idx].uid);
+      if (m) {
+        std::vector<mime::field> fields;
+        auto end = mime::parse_header(*m, 0, fields);
+        h = m->substr(0, end ? *end : m->size());
+      }
+    }
+    headers.push_back(std::move(h));
+  }
+  std::vector<sort_message> in;
+  in.reserve(found.size());
+  for (std::size_t i = 0; i < found.size(); ++i) {
+    auto const& m = msgs[found[i]];
+    in.push_back({static_cast<std::uint32_t>(found[i] + 1), m.uid, m.internal_date, m.size, headers[i]});
+  }
+  if (thread) {
+    untagged("THREAD " + thread_messages(in, alg, c.uid));
+  } else {
+    std::string line = "SORT";
+    for (auto i : sort_messages(in, by)) line += " " + std::to_string(c.uid ? in[i].uid : in[i].seq);
     untagged(line);
   }
   ok(c);

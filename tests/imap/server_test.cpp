@@ -27,8 +27,9 @@ struct fixture {
   explicit fixture(store::memory::options so = {false}, std::chrono::milliseconds command_timeout = std::chrono::minutes(30))
       : st(std::make_shared<store::memory::store>(so)) {
     auto pw = dir.path() + "/passwd";
-    testing::write_file(pw, "alice:{PLAIN}secret\n");
+    testing::write_file(pw, "alice:{PLAIN}secret\nbob:{PLAIN}secret\n");
     st->add_account("alice");
+    st->add_account("bob");
     imap::server_options o;
     o.command_timeout = command_timeout;
     o.store = st;
@@ -279,4 +280,107 @@ TEST_CASE("hostile: BODY[1.1.1...] 1000 levels deep, IDLE without DONE until the
   }());
   CHECK(has(idle, "+ idling"));
   CHECK(has(idle, "* BYE Autologout"));
+}
+
+TEST_CASE("ACL: a mailbox shared with another user, rights enforced per command") {
+  fixture f;
+  f.put("Subject: shared one\r\n\r\nhello bob\r\n");
+  f.put("Subject: shared two\r\n\r\nsecond\r\n");
+  // Before anything is shared bob sees nothing of alice.
+  auto out = f.talk("a LOGIN bob secret\r\nb LIST \"\" *\r\nc SELECT Shared/alice/INBOX\r\nd LOGOUT\r\n");
+  CHECK_FALSE(has(out, "Shared/"));
+  CHECK(has(out, "c NO [NONEXISTENT]"));
+  out = f.talk(
+      "a LOGIN alice secret\r\n"
+      "b CREATE Projects/2026\r\n"
+      "c SETACL INBOX bob lrs\r\n"
+      "d SETACL Projects/2026 bob lrsi\r\n"
+      "e SETACL Projects bob lk\r\n"
+      "f LOGOUT\r\n");
+  CHECK(has(out, "c OK SETACL"));
+  CHECK(has(out, "e OK SETACL"));
+  out = f.talk(
+      "a LOGIN bob secret\r\n"
+      "b LIST \"\" *\r\n"
+      "c LIST \"\" Shared/%\r\n"
+      "d MYRIGHTS Shared/alice/INBOX\r\n"
+      "e GETACL Shared/alice/INBOX\r\n"
+      "f SELECT Shared/alice/INBOX\r\n"
+      "g FETCH 1 (BODY[TEXT])\r\n"
+      "h STORE 1 +FLAGS (\\Deleted \\Flagged)\r\n"
+      "i STORE 2 FLAGS (\\Seen)\r\n"
+      "j EXPUNGE\r\n"
+      "k COPY 1:2 INBOX\r\n"
+      "l COPY 1 Shared/alice/Projects/2026\r\n"
+      "m MOVE 1 INBOX\r\n"
+      "n APPEND Shared/alice/INBOX {3+}\r\nx\r\n\r\n"
+      "o CREATE Shared/alice/Projects/new\r\n"
+      "p CREATE Shared/alice/Top\r\n"
+      "q DELETE Shared/alice/Projects/2026\r\n"
+      "r STATUS Shared/alice/Projects/2026 (MESSAGES)\r\n"
+      "s NAMESPACE\r\n"
+      "t LOGOUT\r\n");
+  CHECK(has(out, "* LIST (\\Noselect \\HasChildren) \"/\" \"Shared\"\r\n"));
+  CHECK(has(out, "* LIST (\\Noselect \\HasChildren) \"/\" \"Shared/alice\"\r\n"));
+  CHECK(has(out, "* LIST (\\HasNoChildren) \"/\" \"Shared/alice/INBOX\"\r\n"));
+  CHECK(has(out, "* LIST (\\HasChildren) \"/\" \"Shared/alice/Projects\"\r\n"));
+  CHECK(has(out, "* LIST (\\HasNoChildren) \"/\" \"Shared/alice/Projects/2026\"\r\n"));
+  CHECK(has(out, "* MYRIGHTS \"Shared/alice/INBOX\" \"lrs\""));
+  CHECK(has(out, "e NO [NOPERM]"));
+  CHECK(has(out, "* OK [PERMANENTFLAGS (\\Seen)]"));
+  CHECK(has(out, "f OK [READ-WRITE]"));
+  CHECK(has(out, "* 1 FETCH (FLAGS (\\Seen) BODY[TEXT] {11}\r\nhello bob\r\n)"));
+  CHECK(has(out, "h OK STORE"));         // \Deleted and \Flagged silently not set: no 't', no 'w'
+  CHECK_FALSE(has(out, "\\Seen \\Flagged"));
+  CHECK_FALSE(has(out, "\\Seen \\Deleted"));
+  CHECK(has(out, "i NO [NOPERM]"));      // FLAGS replaces flags it may not touch
+  CHECK(has(out, "j NO [NOPERM]"));
+  CHECK(has(out, "k OK [COPYUID "));     // into bob's own INBOX, across accounts
+  CHECK(has(out, "l OK [COPYUID "));     // 'i' on alice's Projects/2026
+  CHECK(has(out, "m NO [NOPERM]"));      // MOVE needs 't' and 'e'
+  CHECK(has(out, "n NO [NOPERM]"));      // no 'i' on alice's INBOX
+  CHECK(has(out, "o OK CREATE"));        // 'k' on Projects
+  CHECK(has(out, "p NO [NOPERM]"));
+  CHECK(has(out, "q NO [NOPERM]"));      // no 'x'
+  CHECK(has(out, "* STATUS \"Shared/alice/Projects/2026\" (MESSAGES 1)"));
+  CHECK(has(out, "* NAMESPACE ((\"\" \"/\")) ((\"Shared/\" \"/\")) NIL"));
+  // alice sees bob's \Seen (shared flags), her mailbox unchanged otherwise, and the copies in bob's INBOX.
+  out = f.talk("a LOGIN alice secret\r\nb SELECT INBOX\r\nc FETCH 1:* (FLAGS)\r\nd DELETEACL INBOX bob\r\ne LOGOUT\r\n");
+  CHECK(has(out, "* 2 EXISTS"));
+  CHECK(has(out, "* 1 FETCH (FLAGS (\\Seen))"));
+  out = f.talk("a LOGIN bob secret\r\nb STATUS INBOX (MESSAGES)\r\nc SELECT Shared/alice/INBOX\r\nd LOGOUT\r\n");
+  CHECK(has(out, "* STATUS \"INBOX\" (MESSAGES 2)"));
+  CHECK(has(out, "c NO [NONEXISTENT]"));  // the right was taken back
+}
+
+TEST_CASE("SORT and THREAD over the selected messages, with SEARCH keys") {
+  fixture f;
+  f.put("Subject: banana\r\nFrom: Zed <z@example.org>\r\nMessage-ID: <1@x>\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\n\r\na\r\n");
+  f.put("Subject: Re: banana\r\nFrom: amy@example.org\r\nMessage-ID: <2@x>\r\nIn-Reply-To: <1@x>\r\n"
+        "Date: Tue, 2 Jan 2024 10:00:00 +0000\r\n\r\nbb\r\n");
+  f.put("Subject: apple\r\nFrom: bob@example.org\r\nMessage-ID: <3@x>\r\nDate: Sun, 31 Dec 2023 10:00:00 +0000\r\n\r\nccc\r\n",
+        true);
+  auto out = f.talk(
+      "a LOGIN alice secret\r\n"
+      "b SELECT INBOX\r\n"
+      "c SORT (SUBJECT) UTF-8 ALL\r\n"
+      "d SORT (REVERSE DATE) UTF-8 ALL\r\n"
+      "e UID SORT (FROM) UTF-8 UNSEEN\r\n"
+      "f THREAD REFERENCES UTF-8 ALL\r\n"
+      "g THREAD ORDEREDSUBJECT UTF-8 ALL\r\n"
+      "h SORT (BOGUS) UTF-8 ALL\r\n"
+      "i THREAD NOSUCH UTF-8 ALL\r\n"
+      "j SORT (SIZE) KOI8-R ALL\r\n"
+      "k SORT (DISPLAYFROM) UTF-8 ALL\r\n"
+      "l LOGOUT\r\n");
+  CHECK(has(out, "CAPABILITY"));
+  CHECK(has(out, "* SORT 3 1 2\r\n"));  // apple, banana, (re) banana: ties by sequence number
+  CHECK(has(out, "* SORT 2 1 3\r\n"));
+  CHECK(has(out, "* SORT 2 1\r\n"));    // amy before z among the unseen
+  CHECK(has(out, "* THREAD (3)(1 2)\r\n"));
+  CHECK(has(out, "* THREAD (3)(1 2)\r\n"));
+  CHECK(has(out, "h BAD"));
+  CHECK(has(out, "i BAD"));
+  CHECK(has(out, "j NO [BADCHARSET"));
+  CHECK(has(out, "* SORT 2 3 1\r\n"));  // amy, bob, Zed
 }

@@ -1,7 +1,8 @@
 """mailroomd's IMAP server with real clients: Python imaplib (STARTTLS, IMAP4_SSL, LOGIN,
 AUTHENTICATE PLAIN, SELECT/EXAMINE, FETCH, STORE, SEARCH, COPY, MOVE, EXPUNGE, APPEND, LIST,
 STATUS, CREATE/RENAME/DELETE, IDLE with a delivery in between, and over imaplib's raw commands
-QRESYNC, ESEARCH/SEARCHRES, BINARY and LIST-EXTENDED) and curl imaps://."""
+QRESYNC, ESEARCH/SEARCHRES, BINARY and LIST-EXTENDED; SORT, THREAD and ACL with a mailbox shared
+between two users through imaplib's own methods) and curl imaps://."""
 import imaplib
 import os
 import socket
@@ -12,6 +13,7 @@ import unittest
 import sinklib
 
 USER, PASS = "demo@example.test", "demo"
+imaplib.Commands.setdefault("LISTRIGHTS", ("AUTH", "SELECTED"))  # RFC 4314; not in imaplib's table
 BODIES = [b"Subject: first\r\nFrom: Ann <ann@remote.example>\r\n\r\nhello imap\r\n",
           b"Subject: second\r\n\r\nline 1\r\nline 2\r\n"]
 
@@ -204,6 +206,56 @@ class ImapTest(unittest.TestCase):
         self.assertEqual(typ, "OK")
         self.assertIn(b'"INBOX" (MESSAGES 3)', b"\n".join(m.untagged_responses.pop("STATUS")))
         m.logout()
+
+    def test_acl_sharing_sort_thread(self):
+        # A second user, ann, to share with.
+        with open(os.path.join(self.dir, "passwd"), "a") as f:
+            f.write("ann@example.test:{PLAIN}annpass\n")
+        os.makedirs(os.path.join(self.dir, "mail", "ann"))
+        self.m.stop()
+        self.m.start()
+        m = self.ssl()
+        self.assertIn("ACL", m.capabilities)
+        self.assertIn("THREAD=REFERENCES", m.capabilities)
+        self.assertEqual(m.setacl("INBOX", "ann@example.test", "lr")[0], "OK")
+        typ, data = m.getacl("INBOX")
+        self.assertEqual(typ, "OK")
+        self.assertIn(b'"ann" "lr"', data[0])
+        typ, data = m.myrights("INBOX")
+        self.assertIn(b"lrswipkxtea", data[0])
+        typ, data = m._simple_command("LISTRIGHTS", "INBOX", "ann@example.test")  # imaplib has no method
+        self.assertEqual(typ, "OK")
+        self.assertIn(b'"ann" "" l r s w i p k x t e a', m.untagged_responses.pop("LISTRIGHTS")[0])
+        m.select("INBOX")
+        typ, data = m.sort("(SUBJECT)", "UTF-8", "ALL")
+        self.assertEqual(data[0].split(), [b"1", b"2"])  # first, second
+        typ, data = m.sort("(REVERSE SUBJECT)", "UTF-8", "ALL")
+        self.assertEqual(data[0].split(), [b"2", b"1"])
+        typ, data = m.thread("REFERENCES", "UTF-8", "ALL")
+        self.assertEqual(typ, "OK")
+        self.assertEqual(data[0], b"(1)(2)")
+        typ, data = m.uid("THREAD", "ORDEREDSUBJECT", "UTF-8", "ALL")
+        self.assertEqual(typ, "OK")
+        m.logout()
+        a = imaplib.IMAP4_SSL("127.0.0.1", self.ports["imaps"], ssl_context=sinklib.insecure_tls(), timeout=10)
+        a.login("ann@example.test", "annpass")
+        typ, data = a.namespace()
+        self.assertIn(b'(("Shared/" "/"))', data[0])
+        typ, data = a.list()
+        self.assertIn(b'"Shared/demo/INBOX"', b"\n".join(data))
+        typ, data = a.select("Shared/demo/INBOX", readonly=True)
+        self.assertEqual((typ, int(data[0])), ("OK", 2))
+        typ, data = a.fetch("1", "(BODY.PEEK[])")
+        self.assertTrue(data[0][1].endswith(BODIES[0]))
+        typ, data = a.myrights("Shared/demo/INBOX")
+        self.assertIn(b'"lr"', data[0])
+        typ, data = a.copy("1", "INBOX")  # into ann's own INBOX, across accounts
+        self.assertEqual(typ, "OK", data)
+        typ, data = a.getacl("Shared/demo/INBOX")
+        self.assertEqual(typ, "NO")  # no 'a' right
+        typ, data = a.status("INBOX", "(MESSAGES)")
+        self.assertIn(b"MESSAGES 1", data[0])
+        a.logout()
 
     def test_hostile_input(self):
         with socket.create_connection(("127.0.0.1", self.ports["imap"]), timeout=10) as s:

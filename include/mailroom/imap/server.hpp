@@ -1,17 +1,25 @@
 // An IMAP4rev2/IMAP4rev1 server (RFC 9051, RFC 3501) over a message_store.
 //
 // Done: CAPABILITY, NOOP, LOGOUT, STARTTLS, LOGIN, AUTHENTICATE (PLAIN, SCRAM-SHA-256, SASL-IR),
-// ENABLE (IMAP4rev2, UTF8=ACCEPT), ID, SELECT/EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE,
-// UNSUBSCRIBE, LIST (patterns, child and SPECIAL-USE attributes), LSUB, NAMESPACE, STATUS,
-// APPEND (APPENDUID, APPENDLIMIT), IDLE, CHECK, CLOSE, UNSELECT, EXPUNGE, SEARCH (flags, sizes,
-// dates, sequence and UID sets, header and text substrings, NOT/OR/lists), FETCH (FLAGS, UID,
-// INTERNALDATE, RFC822.SIZE, RFC822*, ENVELOPE, BODY, BODYSTRUCTURE, BODY[section]<partial>
-// and BODY.PEEK with MIME part numbers, HEADER.FIELDS[.NOT], MIME, TEXT), STORE, COPY, MOVE,
-// UID variants, UIDPLUS, CONDSTORE (HIGHESTMODSEQ, FETCH MODSEQ/CHANGEDSINCE, STORE
-// UNCHANGEDSINCE with [MODIFIED], SEARCH MODSEQ, STATUS HIGHESTMODSEQ), QUOTA (one root ""
-// per account, STORAGE and MESSAGE; SETQUOTA refused).
-// Not yet: QRESYNC, SEARCH RETURN options, SORT, THREAD, ACL, LIST-EXTENDED selection options,
-// BINARY (answered BAD or ignored as documented per command).
+// ENABLE (IMAP4rev2, UTF8=ACCEPT, CONDSTORE, QRESYNC), ID, SELECT/EXAMINE, CREATE (USE),
+// DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST (LIST-EXTENDED selection SUBSCRIBED,
+// RECURSIVEMATCH, SPECIAL-USE, REMOTE; return SUBSCRIBED, CHILDREN, SPECIAL-USE, STATUS), LSUB,
+// NAMESPACE, STATUS, APPEND (APPENDUID, APPENDLIMIT, literal8), IDLE, CHECK, CLOSE, UNSELECT,
+// EXPUNGE, SEARCH (full RFC 9051 keys; ESEARCH with RETURN MIN/MAX/ALL/COUNT/SAVE and SEARCHRES
+// "$"), FETCH (FLAGS, UID, INTERNALDATE, RFC822.SIZE, RFC822*, ENVELOPE, BODY, BODYSTRUCTURE,
+// BODY[section]<partial>, BODY.PEEK, BINARY[part]<partial>, BINARY.PEEK, BINARY.SIZE), STORE,
+// COPY, MOVE, UID variants, UIDPLUS, CONDSTORE and QRESYNC (VANISHED, SELECT (QRESYNC ...),
+// UID FETCH (CHANGEDSINCE n VANISHED), [CLOSED]), SORT (with DISPLAY keys) and THREAD
+// (ORDEREDSUBJECT, REFERENCES), QUOTA (one root "" per account; SETQUOTA refused), ACL
+// (RFC 4314: GETACL, SETACL, DELETEACL, LISTRIGHTS, MYRIGHTS; RIGHTS=texk).
+//
+// Shared mailboxes: another user's mailbox that this user holds rights on is "Shared/<owner>/
+// <name>" (NAMESPACE's other-users namespace); every command checks the RFC 4314 right it needs
+// (flags the user may not change are silently left alone; FLAGS replacement then needs s, t and
+// w). ACL identifiers are mapped through account_for like logins. COPY/MOVE between accounts
+// reads and appends message by message (not atomic). Subscriptions to shared mailboxes are
+// refused. QRESYNC's VANISHED (EARLIER) lists every known UID that is gone: expunges are not
+// kept with a MODSEQ.
 //
 // Contracts: LOGIN and AUTHENTICATE only over TLS unless the listener allows plaintext; every
 // read has a deadline (30 minutes, RFC 9051 5.4); commands are read by imap::parser with its
