@@ -257,6 +257,52 @@ class ImapTest(unittest.TestCase):
         self.assertIn(b"MESSAGES 1", data[0])
         a.logout()
 
+    def test_sessions_on_one_mailbox_stay_consistent(self):
+        a, b, c = self.ssl(), self.ssl(), self.ssl()
+        for m in (a, b, c):
+            m.select("INBOX")
+        # c waits in IDLE through everything that follows.
+        tag = c._new_tag().decode()
+        c.send(("%s IDLE\r\n" % tag).encode())
+        self.assertTrue(c.readline().startswith(b"+"))
+        self.deliver(b"Subject: third\r\n\r\nmid-session delivery\r\n")
+        a.untagged_responses.clear()
+        a.noop()
+        self.assertEqual(a.untagged_responses.pop("EXISTS"), [b"3"])
+        b.noop()
+        b.untagged_responses.clear()
+        b.store("3", "+FLAGS", "(\\Flagged)")
+        b.store("1", "+FLAGS", "(\\Deleted)")
+        typ, data = b.expunge()
+        self.assertEqual(data, [b"1"])
+        a.untagged_responses.clear()
+        a.noop()
+        self.assertEqual(a.untagged_responses.get("EXPUNGE"), [b"1"])
+        fetched = b" ".join(a.untagged_responses.get("FETCH", []))
+        self.assertIn(b"\\Flagged", fetched)
+        uids = []
+        for m in (a, b):
+            m.untagged_responses.clear()
+            typ, data = m.fetch("1:*", "(UID FLAGS)")
+            uids.append([x.split(b"UID ")[1].split(b" ")[0] for x in data])
+        self.assertEqual(uids[0], uids[1])
+        self.assertEqual(len(uids[0]), 2)
+        # c saw the delivery, the flag change and the expunge while idling.
+        c.sock.settimeout(15)
+        seen = b""
+        while not (b"EXISTS" in seen and b"EXPUNGE" in seen and b"Flagged" in seen):
+            seen += c.readline()
+        c.send(b"DONE\r\n")
+        line = c.readline()
+        while not line.startswith(tag.encode()):
+            line = c.readline()
+        self.assertIn(b"OK", line)
+        c.untagged_responses.clear()
+        typ, data = c.fetch("1:*", "(UID)")
+        self.assertEqual([x.split(b"UID ")[1].rstrip(b")") for x in data], uids[0])
+        for m in (a, b, c):
+            m.logout()
+
     def test_hostile_input(self):
         with socket.create_connection(("127.0.0.1", self.ports["imap"]), timeout=10) as s:
             s.recv(4096)
