@@ -1200,23 +1200,33 @@ task<void> session::do_list(command const& c, bool lsub) {
     }
     return false;
   };
+  // The subscription list, which may name mailboxes that do not exist (any more).
+  std::set<std::string, std::less<>> subs;
+  if (sel_subscribed || ret_subscribed) {
+    auto sl = co_await account_->subscriptions();
+    if (!sl) {
+      store_error(c, sl.error());
+      co_return;
+    }
+    subs.insert(sl->begin(), sl->end());
+  }
   // Parents of subscribed mailboxes, for RECURSIVEMATCH's CHILDINFO (RFC 5258 3.5).
   std::set<std::string, std::less<>> subscribed_parents;
   if (sel_recursive && sel_subscribed)
-    for (auto const& m : *list)
-      if (m.subscribed)
-        for (auto p = store::parent_name(m.name); !p.empty(); p = store::parent_name(p)) subscribed_parents.emplace(p);
+    for (auto const& name : subs)
+      for (auto p = store::parent_name(name); !p.empty(); p = store::parent_name(p)) subscribed_parents.emplace(p);
   std::set<std::string, std::less<>> listed;
   for (auto const& m : *list) {
+    bool subscribed = subs.count(m.name) > 0;
     bool childinfo = subscribed_parents.count(m.name) > 0;
-    if (sel_subscribed && !m.subscribed && !childinfo) continue;
+    listed.insert(m.name);
+    if (sel_subscribed && !subscribed && !childinfo) continue;
     if (sel_special && m.use == store::special_use::none) continue;
     if (!matches(m.name)) continue;
-    listed.insert(m.name);
     std::string attrs;
     if (ret_children) attrs = m.has_children ? "\\HasChildren" : "\\HasNoChildren";
     if (m.use != store::special_use::none) attrs += " " + std::string(store::to_imap(m.use));
-    if (m.subscribed && !lsub && (sel_subscribed || ret_subscribed)) attrs += " \\Subscribed";
+    if (subscribed && !lsub) attrs += " \\Subscribed";
     std::string line = std::string(lsub ? "LSUB" : "LIST") + " (" + attrs + ") \"/\" " + wire_name(m.name);
     if (childinfo && !lsub) line += " (\"CHILDINFO\" (\"SUBSCRIBED\"))";
     untagged(line);
@@ -1226,10 +1236,24 @@ task<void> session::do_list(command const& c, bool lsub) {
         untagged("STATUS " + wire_name(m.name) + " (" + *items + ")");
     }
   }
-  // Parents that do not exist but hold subscribed mailboxes.
-  for (auto const& p : subscribed_parents)
-    if (!listed.count(p) && matches(p))
-      untagged("LIST (\\NonExistent) \"/\" " + wire_name(p) + " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+  // Subscribed names that do not exist (RFC 9051 6.3.9: \NonExistent; LSUB: \Noselect), and
+  // parents that do not exist but hold subscribed mailboxes.
+  std::map<std::string, std::pair<bool, bool>> absent;  // name -> (subscribed, childinfo)
+  if (sel_subscribed && !sel_special) {
+    for (auto const& name : subs)
+      if (!listed.count(name)) absent[name].first = true;
+    for (auto const& p : subscribed_parents)
+      if (!listed.count(p)) absent[p].second = true;
+  }
+  for (auto const& [name, how] : absent) {
+    if (!matches(name)) continue;
+    if (lsub) {
+      if (how.first) untagged("LSUB (\\Noselect) \"/\" " + wire_name(name));
+      continue;
+    }
+    untagged(std::string("LIST (\\NonExistent") + (how.first ? " \\Subscribed" : "") + ") \"/\" " + wire_name(name) +
+             (how.second ? " (\"CHILDINFO\" (\"SUBSCRIBED\"))" : ""));
+  }
   // Other users' mailboxes this user may look up, under "Shared/<owner>/", with the levels
   // above them as \Noselect.
   if (!lsub && !sel_subscribed && !sel_special) {

@@ -279,6 +279,16 @@ task<void> case6(std::shared_ptr<message_store> st, asio::io_context& io) {
   auto sent = std::find_if(list.begin(), list.end(), [](auto const& m) { return m.name == "Sent"; });
   REQUIRE(sent != list.end());
   CHECK(sent->subscribed);
+  // Subscriptions outlive the mailbox (RFC 9051 6.3.7) and may name mailboxes that never were.
+  REQUIRE(co_await a->create("Gone", special_use::none));
+  REQUIRE(co_await a->subscribe("Gone", true));
+  REQUIRE(co_await a->subscribe("Never/There", true));
+  REQUIRE(co_await a->remove("Gone"));
+  auto subs = (co_await a->subscriptions()).value();
+  CHECK(subs == std::vector<std::string>{"Gone", "Never/There", "Sent"});
+  REQUIRE(co_await a->subscribe("Never/There", false));
+  subs = (co_await a->subscriptions()).value();
+  CHECK(subs == std::vector<std::string>{"Gone", "Sent"});
   // Renaming INBOX moves its messages into the new mailbox and leaves INBOX empty.
   co_await put(*a, "INBOX", "in inbox\r\n");
   REQUIRE(co_await a->rename("INBOX", "Old"));

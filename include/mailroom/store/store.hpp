@@ -131,7 +131,12 @@ class account {
   /// Renames a mailbox with its inferiors. Renaming INBOX moves its messages into a new mailbox
   /// and leaves INBOX empty (RFC 9051).
   virtual task<result<void>> rename(std::string_view from, std::string_view to) = 0;
+  /// Adds or removes a name in the subscription list (RFC 9051 6.3.7). The list is kept apart
+  /// from the mailboxes: a name may be subscribed whether or not it exists, and DELETE and
+  /// RENAME leave the list alone.
   virtual task<result<void>> subscribe(std::string_view name, bool subscribed) = 0;
+  /// The subscribed names in name order, existing or not.
+  virtual task<result<std::vector<std::string>>> subscriptions() = 0;
   virtual task<result<mailbox_status>> status(std::string_view name) = 0;
   /// Opens a view (IMAP SELECT, or EXAMINE with read_only).
   virtual task<result<std::unique_ptr<mailbox>>> open(std::string_view name, bool read_only = false) = 0;

@@ -471,6 +471,18 @@ class maildir_account final : public account, public std::enable_shared_from_thi
     co_return co_await pool().offload(std::move(job));
   }
 
+  task<result<std::vector<std::string>>> subscriptions() override {
+    auto self = shared_from_this();
+    auto job = [self]() -> result<std::vector<std::string>> {
+      std::lock_guard lock(self->meta_mutex_);
+      std::set<std::string> subs;
+      for (auto& l : read_lines(self->maildir_ + "/subscriptions"))
+        if (auto n = normalize_name(l)) subs.insert(std::move(*n));  // lines other programs wrote
+      return std::vector<std::string>(subs.begin(), subs.end());
+    };
+    co_return co_await pool().offload(std::move(job));
+  }
+
   task<result<mailbox_status>> status(std::string_view name) override {
     auto f = existing(name);
     if (!f) co_return fail(f.error());

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <set>
 
 #include "../detail/view.hpp"
 #include "mailroom/core/text.hpp"
@@ -21,7 +22,6 @@ struct stored_message {
 struct mailbox_data {
   std::string name;
   special_use use = special_use::none;
-  bool subscribed = false;
   std::uint32_t uidvalidity = 0;
   uid_t uidnext = 1;
   modseq_t highest_modseq = 1;
@@ -48,6 +48,7 @@ struct store::account_data {
   std::mutex mutex;
   std::uint32_t next_uidvalidity = static_cast<std::uint32_t>(now_seconds());
   std::map<std::string, std::shared_ptr<mailbox_data>> mailboxes;
+  std::set<std::string> subscriptions;
 
   std::shared_ptr<mailbox_data> add_mailbox(std::string name, special_use use) {
     auto mb = std::make_shared<mailbox_data>();
@@ -309,7 +310,7 @@ class memory_account final : public account {
     std::lock_guard lock(data_->mutex);
     std::vector<mailbox_info> out;
     for (auto const& [name, mb] : data_->mailboxes) {
-      mailbox_info info{name, mb->use, mb->subscribed, false};
+      mailbox_info info{name, mb->use, data_->subscriptions.count(name) > 0, false};
       auto child = data_->mailboxes.lower_bound(name + delimiter);  // not just the next name
       info.has_children = child != data_->mailboxes.end() && is_inferior(child->first, name);
       if (name == "INBOX") out.insert(out.begin(), std::move(info));
@@ -387,10 +388,14 @@ class memory_account final : public account {
     auto name = normalize_name(raw);
     if (!name) co_return fail(name.error());
     std::lock_guard lock(data_->mutex);
-    auto mb = data_->find(*name);
-    if (!mb) co_return fail(errc::no_such_mailbox);
-    mb->subscribed = on;
+    if (on) data_->subscriptions.insert(*name);
+    else data_->subscriptions.erase(*name);
     co_return result<void>{};
+  }
+
+  task<result<std::vector<std::string>>> subscriptions() override {
+    std::lock_guard lock(data_->mutex);
+    co_return std::vector<std::string>(data_->subscriptions.begin(), data_->subscriptions.end());
   }
 
   task<result<mailbox_status>> status(std::string_view raw) override {
