@@ -40,12 +40,20 @@ class delivery {
   virtual task<result<void>> body(smtp::message_source& src) = 0;
   virtual task<result<std::string>> commit() = 0;
   virtual void abort() noexcept = 0;
+  /// After body() or commit() failed: the reply that made it fail, when a peer gave one. A
+  /// permanent (5xx) reply means the accepted recipients cannot get this message (the queue
+  /// bounces them); anything else, or no reply, means try again later.
+  virtual std::optional<smtp::reply> failure_reply() const { return std::nullopt; }
 };
 
 class delivery_target {
  public:
   virtual ~delivery_target() = default;
   virtual task<result<std::unique_ptr<delivery>>> start(message_context const& ctx, address const& from) = 0;
+  /// Recipients with the same key may share one delivery (one transaction); the queue makes a
+  /// delivery per key, e.g. per destination domain for remote SMTP. The default puts every
+  /// recipient in one.
+  virtual std::string group_key(address const& rcpt) const { return {}; }
 };
 
 }  // namespace mailroom::delivery
