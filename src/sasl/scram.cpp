@@ -9,6 +9,7 @@
 
 #include "mailroom/core/base64.hpp"
 #include "mailroom/core/text.hpp"
+#include "sasl/detail/attributes.hpp"
 #include "sasl/detail/crypto.hpp"
 #include "sasl/detail/mechanisms.hpp"
 
@@ -29,23 +30,6 @@ scram_secret make_scram_secret(std::string_view password, std::string_view salt,
 
 namespace detail {
 namespace {
-
-/// Splits on ',' keeping empty pieces, so a stray comma shows up as an empty attribute.
-std::vector<std::string_view> split_attributes(std::string_view s) {
-  std::vector<std::string_view> out;
-  for (;;) {
-    auto const comma = s.find(',');
-    out.push_back(s.substr(0, comma));
-    if (comma == std::string_view::npos) return out;
-    s.remove_prefix(comma + 1);
-  }
-}
-
-/// The value of `name=value` when `attr` has that name and a non-empty value.
-std::optional<std::string_view> attribute(std::string_view attr, char name) {
-  if (attr.size() < 3 || attr[0] != name || attr[1] != '=') return std::nullopt;
-  return attr.substr(2);
-}
 
 /// An optional extension (RFC 5802 "extensions"): one letter other than those the mechanism
 /// defines, '=', a non-empty value. Its meaning is ignored.

@@ -16,6 +16,10 @@ char const* describe(errc e) noexcept {
     case errc::bare_newline: return "bare CR or LF in message";
     case errc::transaction_aborted: return "transaction aborted by the client";
     case errc::protocol_error: return "SMTP protocol error";
+    case errc::malformed_reply: return "malformed SMTP reply";
+    case errc::reply_too_long: return "SMTP reply too long";
+    case errc::starttls_unavailable: return "STARTTLS required by policy but not offered";
+    case errc::auth_unavailable: return "no usable SMTP AUTH mechanism";
   }
   return nullptr;
 }

@@ -1,4 +1,5 @@
 #include "support/dnsmasq.hpp"
+#include "support/skip_listener.hpp"
 
 #include <array>
 #include <cerrno>
@@ -175,39 +176,13 @@ void dnsmasq::stop() noexcept {
 
 namespace {
 
-// Turns "every selected case was skipped for want of dnsmasq" into exit code 77. doctest reports
-// the run first; the code is swapped in at exit so its summary is still printed.
-class skip_listener final : public doctest::IReporter {
- public:
-  explicit skip_listener(doctest::ContextOptions const&) {}
-  void report_query(doctest::QueryData const&) override {}
-  void test_run_start() override {}
-  void test_run_end(doctest::TestRunStats const& stats) override {
-    if (!skipped_ || dnsmasq::available()) return;
-    std::cerr << "dnsmasq not found: DNS cases skipped (install dnsmasq-base or set MAILROOM_DNSMASQ)\n";
-    if (stats.numTestCasesPassingFilters == 0)
-      std::atexit([] {
-        std::cout.flush();
-        std::cerr.flush();
-        std::fflush(nullptr);
-        std::_Exit(77);
-      });
+struct dnsmasq_tool {
+  static bool available() { return dnsmasq::available(); }
+  static char const* missing_message() {
+    return "dnsmasq not found: DNS cases skipped (install dnsmasq-base or set MAILROOM_DNSMASQ)";
   }
-  void test_case_start(doctest::TestCaseData const&) override {}
-  void test_case_reenter(doctest::TestCaseData const&) override {}
-  void test_case_end(doctest::CurrentTestCaseStats const&) override {}
-  void test_case_exception(doctest::TestCaseException const&) override {}
-  void subcase_start(doctest::SubcaseSignature const&) override {}
-  void subcase_end() override {}
-  void log_assert(doctest::AssertData const&) override {}
-  void log_message(doctest::MessageData const&) override {}
-  void test_case_skipped(doctest::TestCaseData const& tc) override { skipped_ = skipped_ || tc.m_skip; }
-
- private:
-  bool skipped_ = false;
 };
-
-REGISTER_LISTENER("dnsmasq_skip", 1, skip_listener);
+REGISTER_LISTENER("dnsmasq_skip", 1, tool_skip_listener<dnsmasq_tool>);
 
 }  // namespace
 

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <asio/ip/tcp.hpp>
 
@@ -44,6 +45,10 @@ class delivery {
   /// permanent (5xx) reply means the accepted recipients cannot get this message (the queue
   /// bounces them); anything else, or no reply, means try again later.
   virtual std::optional<smtp::reply> failure_reply() const { return std::nullopt; }
+  /// After commit() succeeded, for targets that learn each recipient's fate only at the end
+  /// (SMTP with PIPELINING, LMTP): one entry per recipient add_rcpt() accepted, in order;
+  /// nullopt = delivered, a reply = refused (4xx: retry, 5xx: bounce). Empty = all delivered.
+  virtual std::vector<std::optional<smtp::reply>> recipient_outcomes() const { return {}; }
 };
 
 class delivery_target {
