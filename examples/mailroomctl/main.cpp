@@ -1,7 +1,10 @@
 // mailroomctl: look after a mailroomd installation (same config file, same directories).
 //
 //   mailroomctl --config FILE queue list [incoming|active|deferred|hold|corrupt]...
-//   mailroomctl --config FILE queue flush                    deferred mail is due now
+//       per message: id, state, arrival, size, attempts, next attempt, sender; per recipient its
+//       state ("new", or "deferred" with the time and reply or error of its last attempt)
+//   mailroomctl --config FILE queue show ID                  envelope, delivery state, header
+//   mailroomctl --config FILE queue flush [ID...]            deferred mail is due now
 //   mailroomctl --config FILE queue delete|hold|release ID...
 //   mailroomctl --config FILE user list
 //   mailroomctl --config FILE user add|passwd [--scheme S] NAME   password from stdin (one line)
@@ -31,6 +34,7 @@
 #include "../mailroomd/config.hpp"
 #include "mailroom/auth/passwd_file.hpp"
 #include "mailroom/core/durable.hpp"
+#include "mailroom/core/error.hpp"
 #include "mailroom/queue/spool.hpp"
 
 using namespace mailroom;
@@ -69,12 +73,56 @@ std::optional<queue::state> find(queue::spool& sp, std::string const& id) {
   return std::nullopt;
 }
 
+// For the terminal: control characters (escape sequences in a hostile header or reply) as '?'.
+std::string printable(std::string_view s) {
+  std::string out;
+  for (char c : s) out += (static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f ? '?' : c;
+  return out;
+}
+
+std::string utc(std::int64_t t) {
+  if (t <= 0) return "-";
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// When a deferred message is due: its file's mtime (see queue::spool::defer_until).
+std::int64_t next_attempt(queue::spool const& q, queue::state st, std::string const& id) {
+  struct stat sb {};
+  if (st != queue::state::deferred || ::stat(q.path(st, id).c_str(), &sb) != 0) return 0;
+  return static_cast<std::int64_t>(sb.st_mtim.tv_sec);
+}
+
+// A recipient's state: "new" (not tried yet), or "deferred" with its last outcome.
+std::string recipient_state(queue::recipient const& r) {
+  if (r.last_attempt == 0 && !r.last_reply && r.last_error.empty()) return "new";
+  return "deferred, last try " + utc(r.last_attempt) + ": " + printable(r.last_outcome());
+}
+
+std::string notify_text(std::uint8_t n) {
+  if (n == 0) return "default";
+  if (n & smtp::notify_never) return "NEVER";
+  std::string out;
+  for (auto [bit, name] : {std::pair{smtp::notify_success, "SUCCESS"}, {smtp::notify_failure, "FAILURE"},
+                           {smtp::notify_delay, "DELAY"}})
+    if (n & bit) out += (out.empty() ? "" : ",") + std::string(name);
+  return out;
+}
+
 int queue_cmd(mailroomd::config const& c, std::vector<std::string> const& args) {
   blocking_pool pool(1);
   auto sp = queue::spool::open(c.data_dir + "/queue", pool, log::logger(std::make_shared<log::null_sink>(), log::level::off));
   if (!sp) die("queue " + c.data_dir + "/queue: " + sp.error().message());
   auto& q = **sp;
   std::string verb = args.empty() ? "list" : args[0];
+  auto unreadable = [](std::error_code const& ec) {
+    return ec == std::errc::no_such_file_or_directory ? std::string("(gone: delivered or moved meanwhile)")
+                                                      : "(unreadable: " + ec.message() + ")";
+  };
   if (verb == "list") {
     std::vector<queue::state> states;
     for (std::size_t i = 1; i < args.size(); ++i) {
@@ -96,24 +144,96 @@ int queue_cmd(mailroomd::config const& c, std::vector<std::string> const& args) 
         }
         auto m = q.read(st, id);  // a damaged file is moved to corrupt/ here
         if (!m) {
-          std::cout << id << "  " << queue::to_string(st) << "  (unreadable: moved to corrupt/)\n";
+          std::cout << id << "  " << queue::to_string(st) << "  "
+                    << (m.error() == errc::invalid_argument ? std::string("(damaged: moved to corrupt/)")
+                                                            : unreadable(m.error()))
+                    << "\n";
           continue;
         }
-        std::time_t t = m->env.arrival;
-        char when[32];
-        std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-        std::cout << id << "  " << queue::to_string(st) << "  " << when << "  " << m->body_size << " bytes  attempts "
-                  << m->env.attempts << "  from <" << m->env.sender.to_string() << ">\n";
-        for (auto const& r : m->env.recipients) std::cout << "    to <" << r.addr.to_string() << ">\n";
+        std::cout << id << "  " << queue::to_string(st) << "  " << utc(m->env.arrival) << "  " << m->body_size
+                  << " bytes  attempts " << m->env.attempts;
+        if (auto next = next_attempt(q, st, id)) std::cout << "  next " << utc(next);
+        std::cout << "  from <" << printable(m->env.sender.to_string()) << ">\n";
+        for (auto const& r : m->env.recipients)
+          std::cout << "    to <" << printable(r.addr.to_string()) << ">  " << recipient_state(r) << "\n";
       }
     }
     std::cout << total << " message" << (total == 1 ? "" : "s") << "\n";
     return 0;
   }
+  if (verb == "show") {
+    if (args.size() != 2) die("queue show needs one queue id", 2);
+    auto const& id = args[1];
+    if (id.find('/') != std::string::npos || id.find("..") != std::string::npos) die("bad queue id " + id, 2);
+    auto st = find(q, id);
+    if (!st) die(id + ": no such message");
+    if (*st == queue::state::corrupt) {
+      std::cout << "id: " << id << "\nstate: corrupt (the file does not parse; see the log)\n";
+      return 0;
+    }
+    auto m = q.read(*st, id);
+    if (!m) die(id + ": " + unreadable(m.error()));
+    auto const& e = m->env;
+    std::cout << "id: " << id << "\nstate: " << queue::to_string(*st) << "\narrival: " << utc(e.arrival)
+              << "\nsize: " << m->body_size << " bytes\nattempts: " << e.attempts << "\n";
+    if (auto next = next_attempt(q, *st, id)) std::cout << "next attempt: " << utc(next) << "\n";
+    std::cout << "delay warning: " << (e.delay_warned ? "sent " + utc(e.delay_warned) : std::string("not sent")) << "\n";
+    std::cout << "sender: <" << printable(e.sender.to_string()) << ">\n";
+    std::cout << "client: " << printable(e.client) << "  helo: " << printable(e.helo) << "  protocol: "
+              << printable(e.protocol) << (e.auth_user.empty() ? "" : "  auth: " + printable(e.auth_user)) << "\n";
+    std::string params;
+    if (e.params.size) params += " SIZE=" + std::to_string(*e.params.size);
+    if (e.params.body == smtp::body_type::eight_bit_mime) params += " BODY=8BITMIME";
+    if (e.params.body == smtp::body_type::binary_mime) params += " BODY=BINARYMIME";
+    if (e.params.smtputf8) params += " SMTPUTF8";
+    if (e.params.ret != smtp::dsn_ret::unspecified)
+      params += e.params.ret == smtp::dsn_ret::full ? " RET=FULL" : " RET=HDRS";
+    if (!e.params.envid.empty()) params += " ENVID=" + printable(smtp::xtext_encode(e.params.envid));
+    if (!params.empty()) std::cout << "parameters:" << params << "\n";
+    for (auto const& r : e.recipients) {
+      std::cout << "recipient <" << printable(r.addr.to_string()) << ">\n  notify: " << notify_text(r.params.notify);
+      if (!r.params.orcpt.empty()) std::cout << "  orcpt: " << printable(r.params.orcpt_type + ";" + r.params.orcpt);
+      std::cout << "\n  state: " << recipient_state(r) << "\n";
+    }
+    // The message's header, as far as 64 KiB.
+    auto body = q.read_body(*m);
+    if (body) {
+      std::string_view text = *body;
+      auto end = text.find("\r\n\r\n");
+      if (end == std::string_view::npos) end = text.find("\n\n");
+      text = text.substr(0, std::min<std::size_t>(end == std::string_view::npos ? text.size() : end, 64 * 1024));
+      std::cout << "header:\n";
+      std::size_t pos = 0;
+      while (pos < text.size()) {
+        auto nl = text.find('\n', pos);
+        auto line = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        std::cout << "  " << printable(line) << "\n";
+        if (nl == std::string_view::npos) break;
+        pos = nl + 1;
+      }
+    }
+    return 0;
+  }
   if (verb == "flush") {
-    auto ids = q.list(queue::state::deferred).value();
-    for (auto const& id : ids) (void)run_task(q.defer_until(id, std::chrono::system_clock::now()));
-    std::cout << ids.size() << " deferred message" << (ids.size() == 1 ? "" : "s") << " due now\n";
+    // The running mailroomd's queue manager looks at deferred/ every few seconds and takes what
+    // is due (mtime <= now): setting the due time is all it takes.
+    std::vector<std::string> ids;
+    if (args.size() > 1) {
+      for (std::size_t i = 1; i < args.size(); ++i) {
+        if (!fs::exists(q.path(queue::state::deferred, args[i])) || args[i].find('/') != std::string::npos) {
+          std::cerr << "mailroomctl: " << args[i] << ": not deferred\n";
+          return 1;
+        }
+        ids.push_back(args[i]);
+      }
+    } else {
+      ids = q.list(queue::state::deferred).value();
+    }
+    std::size_t n = 0;
+    for (auto const& id : ids)
+      if (run_task(q.defer_until(id, std::chrono::system_clock::now()))) ++n;  // gone meanwhile: not counted
+    std::cout << n << " deferred message" << (n == 1 ? "" : "s") << " due now\n";
     return 0;
   }
   if (verb != "delete" && verb != "hold" && verb != "release") die("unknown queue command " + verb, 2);
@@ -167,7 +287,8 @@ void rewrite_passwd(std::string const& path, std::vector<std::string> const& lin
 
 constexpr char const* usage_text =
     "usage: mailroomctl --config FILE queue list [incoming|active|deferred|hold|corrupt]...\n"
-    "       mailroomctl --config FILE queue flush|delete ID...|hold ID...|release ID...\n"
+    "       mailroomctl --config FILE queue show ID\n"
+    "       mailroomctl --config FILE queue flush [ID...]|delete ID...|hold ID...|release ID...\n"
     "       mailroomctl --config FILE user list\n"
     "       mailroomctl --config FILE user add|passwd [--scheme SCHEME] NAME   (password on stdin)\n"
     "       mailroomctl --config FILE user del NAME\n"

@@ -70,6 +70,47 @@ struct reader {
   }
 };
 
+// All recipients' state texts together stay under this, so that a message with many recipients
+// keeps an envelope that read() accepts (it reads at most 16 MiB of header).
+constexpr std::size_t state_budget = 4 * 1024 * 1024;
+
+// At most `limit` octets, not ending inside a UTF-8 sequence.
+std::string_view cut(std::string_view s, std::size_t limit = max_state_text) {
+  if (s.size() <= limit) return s;
+  auto n = limit;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return s.substr(0, n);
+}
+
+// "ddd x.y.z text": always three parts, 0.0.0 when the reply had no enhanced code.
+std::string encode_reply(smtp::reply const& r, std::size_t limit = max_state_text) {
+  char head[32];
+  std::snprintf(head, sizeof head, "%03d %u.%u.%u ", r.code >= 100 && r.code <= 999 ? r.code : 451, r.enhanced[0],
+                r.enhanced[1], r.enhanced[2]);
+  return head + std::string(cut(r.text, limit));
+}
+
+std::optional<smtp::reply> decode_reply(std::string_view v) {
+  if (v.size() < 10 || v[3] != ' ') return std::nullopt;
+  auto code = text::parse_uint(v.substr(0, 3), 999);
+  if (!code || *code < 100) return std::nullopt;
+  auto sp = v.find(' ', 4);
+  if (sp == std::string_view::npos) return std::nullopt;
+  auto enh = v.substr(4, sp - 4);
+  smtp::reply r;
+  r.code = static_cast<int>(*code);
+  for (int i = 0; i < 3; ++i) {
+    auto dot = i < 2 ? enh.find('.') : enh.size();
+    if (dot == std::string_view::npos) return std::nullopt;
+    auto n = text::parse_uint(enh.substr(0, dot), 999);
+    if (!n) return std::nullopt;
+    r.enhanced[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(*n);
+    enh.remove_prefix(std::min(enh.size(), dot + 1));
+  }
+  r.text = std::string(v.substr(sp + 1));
+  return r;
+}
+
 result<address> decode_address(std::string_view s) {
   if (s.empty()) return address{};
   std::string bracketed = "<" + std::string(s) + ">";
@@ -106,10 +147,16 @@ std::string encode_envelope(envelope const& env) {
   put(out, 'X', env.protocol);
   put(out, 'A', env.auth_user);
   if (env.attempts) put(out, 'K', std::to_string(env.attempts));
+  if (env.delay_warned > 0) put(out, 'w', std::to_string(env.delay_warned));
+  auto const text_limit =
+      std::clamp<std::size_t>(state_budget / std::max<std::size_t>(env.recipients.size(), 1), 128, max_state_text);
   for (auto const& r : env.recipients) {
     put(out, 'R', r.addr.to_string());
     if (r.params.notify) put(out, 'N', std::to_string(r.params.notify));
     if (!r.params.orcpt.empty()) put(out, 'O', r.params.orcpt_type + ";" + r.params.orcpt);
+    if (r.last_attempt > 0) put(out, 'a', std::to_string(r.last_attempt));
+    if (r.last_reply) put(out, 'r', encode_reply(*r.last_reply, text_limit));
+    if (!r.last_error.empty()) put(out, 'e', cut(r.last_error, text_limit));
   }
   put(out, 'E', "");
   return out;
@@ -200,14 +247,52 @@ result<envelope> decode_envelope(std::string_view data, std::size_t* consumed) {
         env.recipients.back().params.orcpt = std::string(v.substr(semi + 1));
         break;
       }
+      case 'w': {
+        auto t = text::parse_uint(v, INT64_MAX);
+        if (!t) return bad();
+        env.delay_warned = static_cast<std::int64_t>(*t);
+        break;
+      }
+      case 'a': {
+        auto t = text::parse_uint(v, INT64_MAX);
+        if (!t || env.recipients.empty()) return bad();
+        env.recipients.back().last_attempt = static_cast<std::int64_t>(*t);
+        break;
+      }
+      case 'r': {
+        auto r = decode_reply(v);
+        if (!r || env.recipients.empty()) return bad();
+        env.recipients.back().last_reply = std::move(*r);
+        break;
+      }
+      case 'e':
+        if (env.recipients.empty()) return bad();
+        env.recipients.back().last_error = std::string(v);
+        break;
       case 'E':
         if (!v.empty() || !have_id || !have_from || env.recipients.empty()) return bad();
         if (consumed) *consumed = rd.pos;
         return env;
       default:
+        if (tag >= 'a' && tag <= 'z') break;  // optional state of a later version
         return bad();
     }
   }
+}
+
+std::string recipient::last_outcome() const {
+  std::string out;
+  if (last_reply) {
+    out = encode_reply(*last_reply);
+    if (out.compare(4, 6, "0.0.0 ") == 0) out.erase(4, 6);
+    for (auto& c : out)
+      if (c == '\n') c = ' ';
+  } else {
+    out = last_error;
+  }
+  for (auto& c : out)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  return out;
 }
 
 // ---- the spool -------------------------------------------------------------------------------

@@ -200,3 +200,93 @@ TEST_CASE("a declared SIZE larger than the free space is refused at start, as ou
   }());
   CHECK(files_in(f.sp->root() + "/tmp") == 0);
 }
+
+TEST_CASE("delivery state round-trips: last reply, last error, last attempt, delay warning") {
+  queue::envelope e;
+  e.id = "ID2";
+  e.sender = {"x", "example.org"};
+  e.attempts = 3;
+  e.delay_warned = 1'800'000'000;
+  queue::recipient a({"a", "example.net"});
+  a.last_attempt = 1'800'000'100;
+  a.last_reply = smtp::reply{451, {4, 7, 1}, "greylisted\nsecond line \r\n"};
+  queue::recipient b({"b", "example.net"});
+  b.last_attempt = 1'800'000'200;
+  b.last_error = "connection refused";
+  queue::recipient c({"c", "example.net"});  // not tried yet
+  c.last_reply = smtp::reply{550, {0, 0, 0}, ""};
+  e.recipients = {a, b, c, queue::recipient({"d", "example.net"})};
+  e.recipients[3].last_error = std::string(queue::max_state_text + 100, 'e');
+  auto enc = queue::encode_envelope(e);
+  std::size_t used = 0;
+  auto d = queue::decode_envelope(enc, &used).value();
+  CHECK(used == enc.size());
+  CHECK(d.attempts == 3);
+  CHECK(d.delay_warned == 1'800'000'000);
+  REQUIRE(d.recipients.size() == 4);
+  CHECK(d.recipients[0].last_attempt == 1'800'000'100);
+  CHECK(d.recipients[0].last_reply == a.last_reply);
+  CHECK(d.recipients[0].last_error.empty());
+  CHECK(d.recipients[0].last_outcome() == "451 4.7.1 greylisted second line   ");
+  CHECK(d.recipients[1].last_reply == std::nullopt);
+  CHECK(d.recipients[1].last_error == "connection refused");
+  CHECK(d.recipients[1].last_outcome() == "connection refused");
+  CHECK(d.recipients[2].last_attempt == 0);
+  CHECK(d.recipients[2].last_reply == c.last_reply);
+  CHECK(d.recipients[2].last_outcome() == "550 ");
+  CHECK(d.recipients[3].last_error.size() == queue::max_state_text);  // cut, so records stay bounded
+}
+
+TEST_CASE("queue files of the version before delivery state still read; unknown lower-case records are skipped") {
+  // Written by the previous version (no lower-case records): read as "no state yet".
+  std::string old = "MAILROOM-QUEUE 1\nI 3:ID3\nT 10:1700000000\nF 13:a@example.org\nP 8:RET=HDRS\nC 11:192.0.2.1:1\n"
+                    "H 4:helo\nX 5:ESMTP\nA 0:\nK 1:2\nR 13:b@example.net\nN 1:6\nO 20:rfc822;b@example.net\n"
+                    "R 13:c@example.net\nE 0:\n";
+  std::size_t used = 0;
+  auto d = queue::decode_envelope(old, &used).value();
+  CHECK(used == old.size());
+  CHECK(d.attempts == 2);
+  CHECK(d.delay_warned == 0);
+  REQUIRE(d.recipients.size() == 2);
+  CHECK(d.recipients[0].params.notify == 6);
+  CHECK(d.recipients[0].last_attempt == 0);
+  CHECK_FALSE(d.recipients[0].last_reply);
+  // A later version's optional records: skipped. Unknown upper-case ones: refused.
+  auto later = old;
+  later.insert(later.find("R 13:c"), "z 5:hello\n");
+  CHECK(queue::decode_envelope(later, nullptr));
+  auto unknown = old;
+  unknown.insert(unknown.find("R 13:c"), "Z 5:hello\n");
+  CHECK_FALSE(queue::decode_envelope(unknown, nullptr));
+  // Malformed state records are refused like any malformed record.
+  for (std::string bad : {"r 5:hello\n", "r 12:45 4.2 hello\n", "a 3:1x2\n", "w 0:\n", "r 9:4511.2.3 \n"}) {
+    CAPTURE(bad);
+    auto b = old;
+    b.insert(b.find("R 13:c"), bad);
+    CHECK_FALSE(queue::decode_envelope(b, nullptr));
+  }
+  // State before any recipient is refused.
+  auto early = old;
+  early.insert(early.find("R 13:b"), "e 1:x\n");
+  CHECK_FALSE(queue::decode_envelope(early, nullptr));
+}
+
+TEST_CASE("many recipients with long replies: the envelope stays readable") {
+  fixture f;
+  std::vector<address> rcpts;
+  for (int i = 0; i < 20000; ++i) rcpts.push_back({"user" + std::to_string(i), "example.net"});
+  auto id = f.enqueue({}, {"a", "example.org"}, rcpts, "Subject: many\r\n\r\nx\r\n");
+  auto m = f.sp->read(queue::state::incoming, id).value();
+  auto env = m.env;
+  for (auto& r : env.recipients) {
+    r.last_attempt = 1'800'000'000;
+    r.last_reply = smtp::reply{451, {4, 2, 0}, std::string(4000, 'r')};
+  }
+  testing::run(f.io, [&]() -> task<void> { REQUIRE(co_await f.sp->rewrite(queue::state::incoming, m, env)); }());
+  auto back = f.sp->read(queue::state::incoming, id).value();
+  REQUIRE(back.env.recipients.size() == 20000);
+  auto kept = back.env.recipients[0].last_reply->text.size();
+  CHECK(kept >= 128);
+  CHECK(kept < 4000);
+  CHECK(f.sp->read_body(back).value() == "Subject: many\r\n\r\nx\r\n");
+}

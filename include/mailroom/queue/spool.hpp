@@ -15,12 +15,24 @@
 //
 // File layout: "MAILROOM-QUEUE 1\n", records "<tag> <length>:<bytes>\n", "E 0:\n", the body,
 // then the footer "\nMAILROOM-QUEUE-END <20-digit body length>\n".
+//
+// Records: I id, T arrival, F sender, P a MAIL parameter, C client, H helo, X protocol, A auth
+// user, K attempts; per recipient R address, then N notify flags, O "type;orcpt". Delivery state
+// records use lower-case tags, and a reader skips lower-case tags it does not know (so a later
+// version may add state without making older files, or older readers of newer files, fail):
+// w (message) unix time the delay warning was queued; after an R: a unix time of the last
+// attempt, r last reply "ddd x.y.z text" (0.0.0 = no enhanced code; '\n' between lines),
+// e last error text when there was no reply. Upper-case tags are required to be known.
+// Files written before the lower-case records existed read as before (no state yet); a reader
+// older than them does not know the lower-case rule and moves files with such records to
+// corrupt/ (downgrading needs an empty queue).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,9 +48,24 @@ enum class state : std::uint8_t { incoming, active, deferred, hold, corrupt };
 std::string_view to_string(state s) noexcept;
 
 struct recipient {
+  recipient() = default;
+  recipient(address a, smtp::rcpt_params p = {}) : addr(std::move(a)), params(std::move(p)) {}
+
   address addr;
   smtp::rcpt_params params;
+  // Delivery state while the recipient is pending (empty before the first attempt).
+  std::int64_t last_attempt = 0;          ///< unix time, seconds; 0 = not tried yet
+  std::optional<smtp::reply> last_reply;  ///< what the peer answered last time
+  std::string last_error;                 ///< why it failed when there was no reply
+
+  /// The last outcome on one line for people: the reply, else the error; "" before any attempt.
+  std::string last_outcome() const;
 };
+
+/// Longest reply or error text kept per recipient (longer ones are cut when written; a message
+/// with over a thousand recipients keeps less each, at least 128 octets, so that its envelope
+/// stays within what read() accepts).
+inline constexpr std::size_t max_state_text = 4096;
 
 struct envelope {
   std::string id;
@@ -51,6 +78,7 @@ struct envelope {
   std::string protocol;
   std::string auth_user;
   std::uint32_t attempts = 0;  ///< delivery attempts so far
+  std::int64_t delay_warned = 0;  ///< unix time the delay DSN was queued; 0 = not yet
 };
 
 /// A queued message as read back: its envelope and where its body lies in the file.
