@@ -12,6 +12,7 @@ char const* describe(errc e) noexcept {
     case errc::cancelled: return "cancelled";
     case errc::unknown_credentials: return "unknown credentials";
     case errc::bad_credentials: return "bad credentials";
+    case errc::unavailable: return "remote peer unavailable or refused";
   }
   return nullptr;
 }

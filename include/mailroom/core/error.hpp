@@ -17,6 +17,7 @@ enum class errc {
   cancelled,             ///< the operation was cancelled by shutdown
   unknown_credentials,   ///< an auth backend does not know the user (lets backends chain)
   bad_credentials,       ///< the user exists but the secret does not match
+  unavailable,           ///< a remote peer could not be reached or refused the request
 };
 
 std::error_category const& category() noexcept;
