@@ -11,7 +11,7 @@ JOBS="${JOBS:-$(nproc)}"
 # Build tools and libraries, then the real peers the interop tests drive.
 PACKAGES=(cmake make g++ pkg-config libasio-dev libmbedtls-dev libc-ares-dev libcrypt-dev doctest-dev
           libtomlplusplus-dev python3 openssl ca-certificates swaks curl dnsmasq-base gsasl whois
-          dovecot-core libargon2-dev argon2 fetchmail getmail6)
+          dovecot-core libargon2-dev argon2 fetchmail getmail6 postfix)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -21,6 +21,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
+    # Postfix is a test peer (a private instance per test, smtp-sink): no system mail service.
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
     apt-get update -q >/dev/null
     apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
   else

@@ -79,6 +79,54 @@ mailroom::expected<config, std::string> load(std::string const& path) {
       c.listeners.push_back(std::move(x));
     }
   }
+  auto strings = [&](toml::node_view<toml::node> n, std::vector<std::string>& out, std::string const& what) -> bool {
+    if (!n) return true;
+    auto* a = n.as_array();
+    if (!a) return false;
+    for (auto const& x : *a) {
+      auto v = x.value<std::string>();
+      if (!v) return false;
+      out.push_back(*v);
+    }
+    (void)what;
+    return true;
+  };
+  if (auto o = t["outbound"]; o) {
+    auto& ob = c.out;
+    ob.enabled = o["enabled"].value_or(true);
+    ob.relayhost = o["relayhost"].value_or(std::string{});
+    ob.relay_tls = o["relay_tls"].value_or(ob.relay_tls);
+    ob.relay_user = o["relay_user"].value_or(std::string{});
+    ob.relay_password = o["relay_password"].value_or(std::string{});
+    ob.tls = o["tls"].value_or(ob.tls);
+    ob.ca_file = o["ca_file"].value_or(std::string{});
+    auto port = o["mx_port"].value_or(std::int64_t{25});
+    if (port < 1 || port > 65535) return bad("outbound.mx_port must be a port number");
+    ob.mx_port = static_cast<std::uint16_t>(port);
+    auto age = o["max_age_hours"].value_or(std::int64_t{120});
+    if (age < 1) return bad("outbound.max_age_hours must be at least 1");
+    ob.max_age_hours = static_cast<std::uint64_t>(age);
+    if (!strings(o["dns_servers"], ob.dns_servers, "dns_servers")) return bad("outbound.dns_servers must be strings");
+    if (!strings(o["relay_domains"], ob.relay_domains, "relay_domains")) return bad("outbound.relay_domains must be strings");
+    if (!strings(o["trusted_networks"], ob.trusted_networks, "trusted_networks"))
+      return bad("outbound.trusted_networks must be strings");
+    for (auto const* p : {&ob.relay_tls, &ob.tls})
+      if (*p != "none" && *p != "opportunistic" && *p != "required" && *p != "verify")
+        return bad("outbound TLS policies are none, opportunistic, required or verify, not \"" + *p + "\"");
+    if (!ob.relay_user.empty() && ob.relayhost.empty()) return bad("outbound.relay_user needs outbound.relayhost");
+  }
+  if (auto* ts = t["transport"].as_array()) {
+    for (auto const& node : *ts) {
+      auto const* x = node.as_table();
+      if (!x) return bad("[[transport]] entries must be tables");
+      transport tr{(*x)["domain"].value_or(std::string{}), (*x)["to"].value_or(std::string{})};
+      if (tr.domain.empty()) return bad("[[transport]] needs a domain");
+      auto const& to = tr.to;
+      if (to != "local" && to != "mx" && to != "discard" && to.rfind("smtp:", 0) != 0 && to.rfind("lmtp:", 0) != 0)
+        return bad("transport to must be local, mx, discard, smtp:HOST[:PORT] or lmtp:HOST:PORT, not \"" + to + "\"");
+      c.transports.push_back(std::move(tr));
+    }
+  }
   if (c.data_dir.empty()) return bad("data_dir is required");
   if (c.local_domains.empty()) return bad("local_domains needs at least one domain");
   if (c.listeners.empty()) return bad("at least one [[listener]] is required");
@@ -116,6 +164,29 @@ std::string dump(config const& c) {
     ls.push_back(std::move(x));
   }
   t.insert("listener", ls);
+  auto const& ob = c.out;
+  toml::table o{{"enabled", ob.enabled}, {"tls", ob.tls}, {"mx_port", static_cast<std::int64_t>(ob.mx_port)},
+                {"max_age_hours", static_cast<std::int64_t>(ob.max_age_hours)}};
+  if (!ob.relayhost.empty()) {
+    o.insert("relayhost", ob.relayhost);
+    o.insert("relay_tls", ob.relay_tls);
+    if (!ob.relay_user.empty()) o.insert("relay_user", ob.relay_user);
+    if (!ob.relay_password.empty()) o.insert("relay_password", "(set)");
+  }
+  if (!ob.ca_file.empty()) o.insert("ca_file", ob.ca_file);
+  for (auto [key, list] : {std::pair{"dns_servers", &ob.dns_servers}, std::pair{"relay_domains", &ob.relay_domains},
+                           std::pair{"trusted_networks", &ob.trusted_networks}}) {
+    if (list->empty()) continue;
+    toml::array a;
+    for (auto const& x : *list) a.push_back(x);
+    o.insert(key, a);
+  }
+  t.insert("outbound", o);
+  if (!c.transports.empty()) {
+    toml::array ts;
+    for (auto const& tr : c.transports) ts.push_back(toml::table{{"domain", tr.domain}, {"to", tr.to}});
+    t.insert("transport", ts);
+  }
   std::ostringstream os;
   os << t << "\n";
   return os.str();

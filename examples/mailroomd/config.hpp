@@ -16,6 +16,27 @@ struct listener {
   bool allow_plaintext_auth = false;  ///< pop3/imap: passwords without TLS (trusted LANs only)
 };
 
+/// [[transport]]: where mail for a domain goes (Postfix transport(5) style).
+struct transport {
+  std::string domain;  ///< "example.org", ".example.org" (subdomains) or "*"
+  std::string to;      ///< "local", "mx", "smtp:HOST[:PORT]", "lmtp:HOST:PORT", "discard"
+};
+
+/// [outbound]: delivery to other servers.
+struct outbound {
+  bool enabled = true;                     ///< false: mail for other domains is refused, nothing leaves
+  std::string relayhost;                   ///< "HOST[:PORT]": every remote message goes there (no MX lookup)
+  std::string relay_tls = "required";      ///< none | opportunistic | required | verify
+  std::string relay_user, relay_password;  ///< AUTH at the relayhost
+  std::string tls = "opportunistic";       ///< policy towards MX hosts
+  std::string ca_file;                     ///< trust anchors for "verify" (default: the system's)
+  std::vector<std::string> dns_servers;    ///< "IP:PORT"; default /etc/resolv.conf
+  std::uint16_t mx_port = 25;              ///< tests only: the port MX hosts listen on
+  std::vector<std::string> relay_domains;  ///< backup MX: accepted from anyone, delivered onwards
+  std::vector<std::string> trusted_networks;  ///< e.g. "192.168.1.0/24": may relay without AUTH
+  std::uint64_t max_age_hours = 120;       ///< bounce after this long
+};
+
 struct config {
   std::string hostname = "localhost";
   std::string data_dir;                    ///< queue/ and mail/<user>/Maildir under it
@@ -28,6 +49,8 @@ struct config {
   bool quota_tempfail = false;             ///< over quota: 452 4.2.2 rather than 552 5.2.2
   std::string log_level = "info";
   std::vector<listener> listeners;
+  outbound out;
+  std::vector<transport> transports;
 };
 
 /// Parses and validates; the error text names the file, line and problem.

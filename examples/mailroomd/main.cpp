@@ -32,6 +32,9 @@
 #include "mailroom/net/tls/context.hpp"
 #include "mailroom/imap/server.hpp"
 #include "mailroom/pop3/server.hpp"
+#include "mailroom/mta/remote_target.hpp"
+#include "mailroom/mta/router.hpp"
+#include "mailroom/net/dns/resolver.hpp"
 #include "mailroom/queue/manager.hpp"
 #include "mailroom/store/maildir/store.hpp"
 
@@ -154,7 +157,73 @@ int run(std::string const& config_path, mailroomd::config const& c) {
   mo.over_quota_tempfail = c.quota_tempfail;
   auto mda = std::make_shared<mda::store_target>(mo, logger);
   load_aliases(c, *mda, logger);
-  auto qmgr = std::make_shared<queue::manager>(io.get_executor(), *sp, mda, queue::manager_options{}, logger);
+  // Where queued mail goes: [[transport]] routes first, then local domains to the store and,
+  // with [outbound] enabled, every other domain to its MX hosts (or the relayhost).
+  std::unique_ptr<net::dns::resolver> dns;
+  std::shared_ptr<mta::remote_target> remote;
+  std::vector<mta::router::route> routes;
+  auto parse_policy = [](std::string const& p) {
+    return p == "none" ? smtp::tls_policy::none
+           : p == "required" ? smtp::tls_policy::required
+           : p == "verify" ? smtp::tls_policy::verify
+                            : smtp::tls_policy::opportunistic;
+  };
+  auto host_port = [](std::string const& s, std::uint16_t def) {
+    mta::next_hop hop;
+    auto colon = s.rfind(':');
+    bool has_port = colon != std::string::npos && s.find(']', colon) == std::string::npos &&
+                    (s.front() == '[' || s.find(':') == colon);
+    hop.host = has_port ? s.substr(0, colon) : s;
+    hop.port = has_port ? static_cast<std::uint16_t>(std::stoi(s.substr(colon + 1))) : def;
+    if (hop.host.size() > 1 && hop.host.front() == '[' && hop.host.back() == ']') hop.host = hop.host.substr(1, hop.host.size() - 2);
+    return hop;
+  };
+  net::dns::options dopts;
+  dopts.servers = c.out.dns_servers;
+  dns = std::make_unique<net::dns::resolver>(io.get_executor(), dopts);
+  auto tls_none = net::tls::client_context::create(net::tls::verify_mode::none).value();
+  auto tls_verify = net::tls::client_context::create(net::tls::verify_mode::required, c.out.ca_file);
+  auto remote_for = [&](std::optional<mta::next_hop> hop) {
+    mta::remote_options ro;
+    ro.helo_name = c.hostname;
+    ro.port = c.out.mx_port;
+    ro.tls = parse_policy(c.out.tls);
+    ro.tls_context = tls_none;
+    if (tls_verify) ro.tls_verify_context = *tls_verify;
+    ro.local_names = {c.hostname};
+    ro.relay = std::move(hop);
+    return std::make_shared<mta::remote_target>(io.get_executor(), *dns, ro, logger);
+  };
+  for (auto const& tr : c.transports) {
+    std::shared_ptr<delivery::delivery_target> t;
+    if (tr.to == "local") t = mda;
+    else if (tr.to == "discard") t = std::make_shared<mta::discard_target>(logger);
+    else if (tr.to == "mx") t = remote_for(std::nullopt);
+    else {
+      bool lmtp = tr.to.rfind("lmtp:", 0) == 0;
+      auto hop = host_port(tr.to.substr(5), lmtp ? 24 : 25);
+      hop.lmtp = lmtp;
+      hop.tls = lmtp ? smtp::tls_policy::none : smtp::tls_policy::opportunistic;
+      t = remote_for(hop);
+    }
+    routes.push_back({tr.domain, t});
+  }
+  for (auto const& d : c.local_domains) routes.push_back({d, mda});
+  std::shared_ptr<delivery::delivery_target> fallback;
+  if (c.out.enabled) {
+    std::optional<mta::next_hop> relayhost;
+    if (!c.out.relayhost.empty()) {
+      relayhost = host_port(c.out.relayhost, 25);
+      relayhost->tls = parse_policy(c.out.relay_tls);
+      if (!c.out.relay_user.empty()) relayhost->auth = std::make_pair(c.out.relay_user, c.out.relay_password);
+    }
+    fallback = remote = remote_for(relayhost);
+  }
+  auto router = std::make_shared<mta::router>(std::move(routes), fallback);
+  queue::manager_options qo;
+  qo.max_age = std::chrono::hours(c.out.max_age_hours);
+  qo.hostname = c.hostname;
+  auto qmgr = std::make_shared<queue::manager>(io.get_executor(), *sp, router, qo, logger);
   (*sp)->on_queued([m = std::weak_ptr(qmgr)] {
     if (auto q = m.lock()) q->wake();
   });
@@ -193,7 +262,19 @@ int run(std::string const& config_path, mailroomd::config const& c) {
   imap::server imap_server(io.get_executor(), io_opts, logger);
   mta::relay_policy_options relay;
   relay.local_domains = c.local_domains;
-  relay.authenticated_may_relay = false;  // no outbound delivery yet: nothing may leave
+  relay.authenticated_may_relay = c.out.enabled;
+  relay.relay_domains = c.out.relay_domains;
+  for (auto const& n : c.out.trusted_networks) {
+    std::error_code ec;
+    if (n.find(':') != std::string::npos) {
+      auto net6 = asio::ip::make_network_v6(n, ec);
+      if (!ec) relay.trusted_v6.push_back(net6);
+    } else {
+      auto net4 = asio::ip::make_network_v4(n, ec);
+      if (!ec) relay.trusted_v4.push_back(net4);
+    }
+    if (ec) throw std::runtime_error("outbound.trusted_networks: " + n + ": " + ec.message());
+  }
   mta::inbound_options in;
   in.target = *sp;
   in.relay = std::make_shared<mta::relay_policy const>(relay);

@@ -85,8 +85,11 @@ class MailroomdTest(unittest.TestCase):
             self.assertEqual(s.mail("demo@example.test")[0], 530)  # then AUTH
             s.login("demo@example.test", "demo")
             s.sendmail("demo@example.test", ["demo@example.test"], b"Subject: submitted\r\n\r\nhello\r\n")
-            with self.assertRaises(smtplib.SMTPRecipientsRefused):  # no outbound delivery yet
-                s.sendmail("demo@example.test", ["friend@remote.example"], b"Subject: out\r\n\r\nx\r\n")
+            # An authenticated user may send anywhere: queued for outbound delivery.
+            self.assertEqual(s.sendmail("demo@example.test", ["friend@remote.example"], b"Subject: out\r\n\r\nx\r\n"), {})
+        with smtplib.SMTP("127.0.0.1", self.ports["mx"], timeout=10) as s:
+            with self.assertRaises(smtplib.SMTPRecipientsRefused):  # but the MX is no open relay
+                s.sendmail("someone@elsewhere.example", ["friend@remote.example"], b"Subject: relay?\r\n\r\nx\r\n")
         msgs = self.maildir(1)
         self.assertEqual(len(msgs), 1)
         self.assertIn(b"with ESMTPSA", msgs[0])
