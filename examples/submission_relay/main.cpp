@@ -4,7 +4,7 @@
 // (required, or verified with --verify) with the smarthost's own AUTH.
 //
 //   submission_relay --listen 0.0.0.0:587 --spool DIR --smarthost smtp.example.net:587
-//                    [--smarthost-user U --smarthost-password P] [--verify]
+//                    [--smarthost-user U --smarthost-password P] [--verify | --smarthost-tls POLICY]
 //                    [--user NAME:PASSWORD]... [--trusted 192.168.1.0/24]... [--hostname H]
 #include <csignal>
 #include <iostream>
@@ -44,6 +44,13 @@ int main(int argc, char** argv) try {
     else if (a == "--smarthost-user") hop_user = next();
     else if (a == "--smarthost-password") hop_password = next();
     else if (a == "--verify") hop.tls = smtp::tls_policy::verify;
+    else if (a == "--smarthost-tls") {  // none | opportunistic | required | verify (tests, LAN smarthosts)
+      auto p = next();
+      hop.tls = p == "none" ? smtp::tls_policy::none
+                : p == "opportunistic" ? smtp::tls_policy::opportunistic
+                : p == "verify" ? smtp::tls_policy::verify
+                                 : smtp::tls_policy::required;
+    }
     else if (a == "--hostname") hostname = next();
     else if (a == "--trusted") relay.trusted_v4.push_back(asio::ip::make_network_v4(next()));
     else if (a == "--user") {
