@@ -36,6 +36,23 @@ std::optional<asio::ip::address> literal(std::string_view host) {
   return a;
 }
 
+// Counts what was read, so a transaction that failed before the body was touched can be
+// retried on a fresh connection with the same source.
+class counting_source final : public smtp::message_source {
+ public:
+  explicit counting_source(smtp::message_source& inner) : inner_(inner) {}
+  task<result<std::span<char const>>> read() override {
+    touched_ = true;
+    co_return co_await inner_.read();
+  }
+  std::uint64_t size() const noexcept override { return inner_.size(); }
+  bool touched() const noexcept { return touched_; }
+
+ private:
+  smtp::message_source& inner_;
+  bool touched_ = false;
+};
+
 }  // namespace
 
 class remote_target::remote_delivery final : public dlv::delivery {
@@ -51,25 +68,36 @@ class remote_target::remote_delivery final : public dlv::delivery {
   task<result<void>> body(smtp::message_source& src) override {
     if (rcpts_.empty()) co_return fail(errc::invalid_argument);
     auto key = t_->group_key(rcpts_.front().first);
-    auto cr = co_await t_->connect(key);
-    if (!cr.conn) {
-      failure_ = cr.refusal;
-      t_->log_.info("no destination reached", {{"session", ctx_.session_id}, {"domain", key}, {"why", cr.error}});
-      co_return fail(errc::unavailable);
-    }
-    auto conn = std::move(*cr.conn);
     smtp::outgoing tx;
     tx.from = from_;
     tx.params = ctx_.params;
     tx.rcpts = rcpts_;
     tx.eight_bit = ctx_.params.body == smtp::body_type::eight_bit_mime || ctx_.params.body == smtp::body_type::binary_mime;
-    auto r = co_await conn.client->send(tx, src);
-    if (!r) {  // the connection is in an unknown state: drop it
-      t_->log_.info("transaction failed", {{"session", ctx_.session_id}, {"peer", conn.peer}, {"error", r.error().message()}});
-      co_await conn.client->quit();
+    counting_source counted(src);
+    std::optional<connection> held;
+    result<smtp::transaction_result> r = fail(errc::unavailable);
+    for (bool fresh = false;; fresh = true) {
+      auto cr = co_await t_->connect(key, fresh);
+      if (!cr.conn) {
+        // A refusal decides (5xx bounces); otherwise a temporary reply that says why, for the
+        // queue's records and an eventual DSN.
+        failure_ = cr.refusal ? *cr.refusal : smtp::reply(451, {4, 4, 1}, "No usable server: " + cr.error);
+        t_->log_.info("no destination reached", {{"session", ctx_.session_id}, {"domain", key}, {"why", cr.error}});
+        co_return fail(errc::unavailable);
+      }
+      held = std::move(cr.conn);
+      r = co_await held->client->send(tx, counted);
+      if (r) break;
+      // The connection is in an unknown state: drop it. A cached one the server had closed is
+      // replaced once, as long as the body was not read yet.
+      t_->log_.info("transaction failed", {{"session", ctx_.session_id}, {"peer", held->peer}, {"error", r.error().message()}});
+      co_await held->client->quit();
       t_->release(key);
+      if (held->reused && !fresh && !counted.touched()) continue;
+      failure_ = smtp::reply(451, {4, 4, 2}, "Lost connection with " + held->peer + ": " + r.error().message());
       co_return fail(r.error());
     }
+    auto conn = std::move(*held);
     where_ = conn.peer;
     if (r->mail) {
       failure_ = *r->mail;
@@ -265,10 +293,10 @@ task<remote_target::connect_result> remote_target::connect_host(std::string host
   co_return out;
 }
 
-task<remote_target::connect_result> remote_target::connect(std::string key) {
+task<remote_target::connect_result> remote_target::connect(std::string key, bool fresh) {
   connect_result out;
   // A cached connection first.
-  for (;;) {
+  while (!fresh) {
     std::optional<connection> cached;
     {
       std::lock_guard lock(mutex_);
@@ -295,6 +323,7 @@ task<remote_target::connect_result> remote_target::connect(std::string key) {
       release(key);
       continue;
     }
+    cached->reused = true;
     out.conn = std::move(cached);
     co_return out;
   }

@@ -179,7 +179,8 @@ TEST_CASE("remote_target: the next MX when the first is down; implicit MX; backu
   auto backup = w.target({}, {"me.backup.test"});
   auto b = w.send(*backup, {address{"u3", "backup.test"}});
   CHECK_FALSE(b.body_ok);
-  CHECK_FALSE(b.failure);  // temporary: retried later
+  REQUIRE(b.failure);
+  CHECK(b.failure->transient());  // 451 4.4.1 naming the cause: retried later
   CHECK(w.mx2->got.size() == 2);
 }
 
@@ -199,7 +200,9 @@ TEST_CASE("remote_target: null MX and unknown domains fail permanently, unreacha
   w.s2.reset();
   auto down = w.send(*t, {address{"x", "remote.test"}});
   CHECK_FALSE(down.body_ok);
-  CHECK_FALSE(down.failure);
+  REQUIRE(down.failure);
+  CHECK(down.failure->code == 451);
+  CHECK(down.failure->enhanced == std::array<std::uint8_t, 3>{4, 4, 1});
 }
 
 TEST_CASE("remote_target: a smarthost takes every domain in one transaction" * requires_dnsmasq()) {

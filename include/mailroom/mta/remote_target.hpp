@@ -7,8 +7,10 @@
 // - A delivery accepts every add_rcpt() (the remote verdict comes later) and does its work in
 //   body(): it finds the destination, connects and runs the transaction while reading the
 //   source once. body() fails, for all recipients together, when no server could be reached or
-//   said yes to MAIL/DATA: failure_reply() is then the reply that decided it (5xx: bounce, 4xx or
-//   none: retry). After commit(), recipient_outcomes() has each recipient's RCPT verdict.
+//   said yes to MAIL/DATA: failure_reply() is then the reply that decided it (5xx: bounce), or a
+//   451 4.4.1 / 4.4.2 naming why nothing could be sent (retry). After commit(),
+//   recipient_outcomes() has each recipient's RCPT verdict. An idle connection the server
+//   closed meanwhile is replaced by a fresh one once, before the body is read.
 // - Destinations (RFC 5321 5.1): MX records in preference order, equal preferences shuffled; no
 //   MX record means the domain itself (implicit MX); a null MX (RFC 7505) fails at once with 556
 //   5.1.10; a domain that does not exist with 550 5.1.2. Each host's IPv6 then IPv4 addresses are
@@ -92,13 +94,15 @@ class remote_target final : public delivery::delivery_target, public std::enable
     std::unique_ptr<smtp::client> client;
     std::string peer;  ///< "host[ip]:port" for logs and DSN Remote-MTA
     std::string host;
+    bool reused = false;  ///< taken from the idle cache
   };
   struct connect_result {
     std::optional<connection> conn;
     std::optional<smtp::reply> refusal;
     std::string error;  ///< when neither: why nothing could be reached
   };
-  task<connect_result> connect(std::string domain);
+  /// `fresh`: do not take an idle connection from the cache.
+  task<connect_result> connect(std::string domain, bool fresh = false);
   task<connect_result> connect_host(std::string host, std::uint16_t port, smtp::client_options copts);
   void give_back(std::string const& key, connection c);
   task<bool> acquire(std::string key);
