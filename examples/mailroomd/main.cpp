@@ -183,6 +183,8 @@ int run(std::string const& config_path, mailroomd::config const& c) {
   dns = std::make_unique<net::dns::resolver>(io.get_executor(), dopts);
   auto tls_none = net::tls::client_context::create(net::tls::verify_mode::none).value();
   auto tls_verify = net::tls::client_context::create(net::tls::verify_mode::required, c.out.ca_file);
+  if (!tls_verify && !c.out.ca_file.empty())
+    throw std::runtime_error("outbound.ca_file " + c.out.ca_file + ": " + tls_verify.error().message());
   auto remote_for = [&](std::optional<mta::next_hop> hop) {
     mta::remote_options ro;
     ro.helo_name = c.hostname;
@@ -203,7 +205,7 @@ int run(std::string const& config_path, mailroomd::config const& c) {
       bool lmtp = tr.to.rfind("lmtp:", 0) == 0;
       auto hop = host_port(tr.to.substr(5), lmtp ? 24 : 25);
       hop.lmtp = lmtp;
-      hop.tls = lmtp ? smtp::tls_policy::none : smtp::tls_policy::opportunistic;
+      hop.tls = lmtp ? smtp::tls_policy::none : parse_policy(c.out.tls);
       t = remote_for(hop);
     }
     routes.push_back({tr.domain, t});
@@ -325,6 +327,7 @@ int run(std::string const& config_path, mailroomd::config const& c) {
     asio::co_spawn(io, pop3_server.shutdown(std::chrono::seconds(10)), asio::detached);
     asio::co_spawn(io, imap_server.shutdown(std::chrono::seconds(10)), asio::detached);
     qmgr->stop();
+    if (remote) asio::co_spawn(io, remote->close_idle(), asio::detached);  // QUIT to cached connections
     hup.cancel();
   });
   io.run();

@@ -87,7 +87,10 @@ class remote_target::remote_delivery final : public dlv::delivery {
       }
       held = std::move(cr.conn);
       r = co_await held->client->send(tx, counted);
-      if (r) break;
+      // A cached connection the server is closing answers 421 (idle timeout): a fresh one, once.
+      bool closing = r && r->mail && r->mail->code == 421;
+      if (r && !(closing && held->reused && !fresh && !counted.touched())) break;
+      if (closing) r = fail(errc::unavailable);
       // The connection is in an unknown state: drop it. A cached one the server had closed is
       // replaced once, as long as the body was not read yet.
       t_->log_.info("transaction failed", {{"session", ctx_.session_id}, {"peer", held->peer}, {"error", r.error().message()}});
@@ -126,7 +129,8 @@ class remote_target::remote_delivery final : public dlv::delivery {
     }
     // The connection stays usable after a refusal as well as after success; a transaction that
     // did not reach the message's final reply is closed with RSET first.
-    bool clean = !r->mail && !r->data_refused && !r->data.empty();
+    bool clean = !r->mail && !r->data_refused && !r->data.empty() &&
+                 std::all_of(r->data.begin(), r->data.end(), [](smtp::reply const& d) { return d.positive(); });
     bool usable = conn.client->ready();
     if (usable && !clean) usable = static_cast<bool>(co_await conn.client->reset());
     if (usable) {
@@ -180,44 +184,25 @@ smtp::tls_policy remote_target::policy_for(std::string const& domain) const {
   return it == opts_.tls_per_domain.end() ? opts_.tls : it->second;
 }
 
-task<bool> remote_target::acquire(std::string key) {
-  auto deadline = std::chrono::steady_clock::now() + opts_.connection_wait;
-  asio::steady_timer timer(ex_);
-  for (;;) {
-    std::optional<connection> evict;
-    bool got = false;
-    {
-      std::lock_guard lock(mutex_);
-      auto& per = open_per_key_[key];
-      if (per < opts_.max_per_destination) {
-        if (open_ < opts_.max_connections) {
-          ++open_;
-          ++per;
-          got = true;
-        }
-        // Full: an idle connection to another destination makes room.
-        for (auto& [k, list] : idle_) {
-          if (got) break;
-          if (k == key || list.empty()) continue;
-          evict = std::move(list.front().conn);
-          list.erase(list.begin());
-          --open_;
-          --open_per_key_[k];
-          ++open_;
-          ++per;
-          break;
-        }
-      }
-    }
-    if (evict) {
-      co_await evict->client->quit();
-      co_return true;
-    }
-    if (got) co_return true;
-    if (std::chrono::steady_clock::now() >= deadline) co_return false;
-    timer.expires_after(std::chrono::milliseconds(100));
-    co_await timer.async_wait(use_tuple);
+std::pair<bool, std::optional<remote_target::connection>> remote_target::try_acquire(std::string const& key) {
+  std::lock_guard lock(mutex_);
+  auto& per = open_per_key_[key];
+  if (per >= opts_.max_per_destination) return {false, std::nullopt};
+  if (open_ < opts_.max_connections) {
+    ++open_;
+    ++per;
+    return {true, std::nullopt};
   }
+  // Full: an idle connection to another destination makes room (its slot becomes ours).
+  for (auto& [k, list] : idle_) {
+    if (k == key || list.empty()) continue;
+    auto evicted = std::move(list.front().conn);
+    list.erase(list.begin());
+    --open_per_key_[k];
+    ++per;
+    return {true, std::move(evicted)};
+  }
+  return {false, std::nullopt};
 }
 
 void remote_target::release(std::string const& key) {
@@ -277,6 +262,18 @@ task<remote_target::connect_result> remote_target::connect_host(std::string host
     }
     auto client = std::make_unique<smtp::client>(std::move(*s), copts, log_);
     auto h = co_await client->hello();
+    if (!h && copts.tls == smtp::tls_policy::opportunistic && client->ext().starttls) {
+      // Opportunistic TLS that failed (old ciphers, a broken middlebox): this address once more
+      // in plaintext, as Postfix does at security level "may".
+      co_await client->quit();
+      auto again = co_await net::tcp_stream::connect(ex_, ep, opts_.connect_timeout);
+      if (again) {
+        auto plain = copts;
+        plain.tls = smtp::tls_policy::none;
+        client = std::make_unique<smtp::client>(std::move(*again), plain, log_);
+        h = co_await client->hello();
+      }
+    }
     if (!h) {
       out.error = peer + ": " + h.error().message();
       co_await client->quit();
@@ -295,41 +292,42 @@ task<remote_target::connect_result> remote_target::connect_host(std::string host
 
 task<remote_target::connect_result> remote_target::connect(std::string key, bool fresh) {
   connect_result out;
-  // A cached connection first.
-  while (!fresh) {
+  // An idle connection to the destination, else a free slot for a new one; while every slot
+  // is busy, connections coming back idle are taken as soon as they are given back.
+  auto deadline = std::chrono::steady_clock::now() + opts_.connection_wait;
+  asio::steady_timer timer(ex_);
+  for (;;) {
     std::optional<connection> cached;
-    {
+    bool expired = false;
+    if (!fresh) {
       std::lock_guard lock(mutex_);
       auto it = idle_.find(key);
-      if (it != idle_.end()) {
-        auto now = std::chrono::steady_clock::now();
-        while (!it->second.empty()) {
-          auto i = std::move(it->second.back());
-          it->second.pop_back();
-          if (now - i.since < opts_.idle_timeout) {
-            cached = std::move(i.conn);
-            break;
-          }
-          // Too old: closed below, outside the lock.
-          cached = std::move(i.conn);
-          cached->host.clear();
-          break;
-        }
+      if (it != idle_.end() && !it->second.empty()) {
+        auto i = std::move(it->second.back());
+        it->second.pop_back();
+        expired = std::chrono::steady_clock::now() - i.since >= opts_.idle_timeout;
+        cached = std::move(i.conn);
       }
     }
-    if (!cached) break;
-    if (cached->host.empty() || !cached->client->ready()) {  // expired or closed by the server
-      co_await cached->client->quit();
-      release(key);
-      continue;
+    if (cached) {
+      if (expired || !cached->client->ready()) {  // too old, or closed by the server
+        co_await cached->client->quit();
+        release(key);
+        continue;
+      }
+      cached->reused = true;
+      out.conn = std::move(cached);
+      co_return out;
     }
-    cached->reused = true;
-    out.conn = std::move(cached);
-    co_return out;
-  }
-  if (!co_await acquire(key)) {
-    out.error = "too many connections";
-    co_return out;
+    auto [got, evicted] = try_acquire(key);
+    if (evicted) co_await evicted->client->quit();
+    if (got) break;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      out.error = "too many connections";
+      co_return out;
+    }
+    timer.expires_after(std::chrono::milliseconds(20));
+    co_await timer.async_wait(use_tuple);
   }
   auto copts = opts_.client;
   copts.helo_name = opts_.helo_name;
@@ -349,10 +347,18 @@ task<remote_target::connect_result> remote_target::connect(std::string key, bool
   }
   copts.tls = policy_for(key);
   copts.tls_context = context_for(copts.tls);
+  if (!key.empty() && key.front() == '[') {  // an address literal: no DNS (RFC 5321 4.1.3)
+    copts.tls_name.clear();
+    out = co_await connect_host(key, opts_.port, copts);
+    if (!out.conn) release(key);
+    co_return out;
+  }
   auto mx = co_await dns_.mx(key);
   if (!mx) {
     release(key);
     if (mx.error() == net::dns::errc::nxdomain) out.refusal = smtp::reply(550, {5, 1, 2}, "Domain " + key + " does not exist");
+    if (mx.error() == net::dns::errc::no_data)  // neither MX nor address (RFC 5321 5.1)
+      out.refusal = smtp::reply(550, {5, 4, 4}, "Domain " + key + " has no mail server (no MX or address record)");
     out.error = key + ": " + mx.error().message();
     co_return out;
   }
@@ -375,7 +381,8 @@ task<remote_target::connect_result> remote_target::connect(std::string key, bool
   }
   if (recs.empty()) {
     release(key);
-    out.error = "this server is the best MX host for " + key + ": nowhere better to send it";
+    out.refusal = smtp::reply(554, {5, 4, 6}, "Mail for " + key + " loops back to myself (this server is its best MX)");
+    out.error = "this server is the best MX host for " + key;
     co_return out;
   }
   // Equal preferences in random order (RFC 5321 5.1).

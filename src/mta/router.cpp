@@ -113,6 +113,15 @@ std::string router::group_key(address const& rcpt) const {
   return std::to_string(idx) + '\x1f' + (t ? t->group_key(rcpt) : std::string());
 }
 
+std::size_t router::max_recipients() const {
+  std::size_t out = fallback_ ? fallback_->max_recipients() : 0;
+  for (auto const& r : routes_) {
+    auto m = r.target ? r.target->max_recipients() : 0;
+    if (m && (!out || m < out)) out = m;
+  }
+  return out;
+}
+
 task<result<std::unique_ptr<dlv::delivery>>> router::start(dlv::message_context const& ctx, address const& from) {
   std::unique_ptr<dlv::delivery> d = std::make_unique<routed_delivery>(shared_from_this(), ctx, from);
   co_return d;

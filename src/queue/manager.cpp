@@ -393,8 +393,14 @@ task<void> manager::deliver(std::string id) {
     // One delivery per group key, in the order the recipients came.
     std::vector<std::vector<std::size_t>> groups;
     std::map<std::string, std::size_t> group_of;
+    auto const limit = target_->max_recipients();
     for (std::size_t i = 0; i < st.size(); ++i) {
-      auto [it, fresh] = group_of.try_emplace(target_->group_key(st[i].addr), groups.size());
+      auto key = target_->group_key(st[i].addr);
+      auto [it, fresh] = group_of.try_emplace(key, groups.size());
+      if (!fresh && limit && groups[it->second].size() >= limit) {  // full: the next chunk of this key
+        it->second = groups.size();
+        fresh = true;
+      }
       if (fresh) groups.emplace_back();
       groups[it->second].push_back(i);
     }

@@ -84,7 +84,8 @@ struct world {
         "mx-host=null.test,.,0", "host-record=null.test,127.0.0.9",
         "mx-host=backup.test,mx1.remote.test,10", "mx-host=backup.test,me.backup.test,20",
         "host-record=me.backup.test,127.0.0.3",
-        "host-record=implicit.remote.test,127.0.0.3"});
+        "host-record=implicit.remote.test,127.0.0.3",
+        "local=/noaddr.test/", "txt-record=noaddr.test,no mail here"});
     net::dns::options o;
     o.servers = {dns_server->server()};
     dns = std::make_unique<net::dns::resolver>(io.get_executor(), o);
@@ -196,6 +197,15 @@ TEST_CASE("remote_target: null MX and unknown domains fail permanently, unreacha
   CHECK_FALSE(nx.body_ok);
   REQUIRE(nx.failure);
   CHECK(nx.failure->code == 550);
+  auto none = w.send(*t, {address{"x", "noaddr.test"}});  // neither MX nor address
+  REQUIRE(none.failure);
+  CHECK(none.failure->code == 550);
+  CHECK(none.failure->enhanced == std::array<std::uint8_t, 3>{5, 4, 4});
+  auto self = w.target({}, {"mx1.remote.test"});  // we are remote.test's best MX: a loop
+  auto loop = w.send(*self, {address{"x", "remote.test"}});
+  REQUIRE(loop.failure);
+  CHECK(loop.failure->enhanced == std::array<std::uint8_t, 3>{5, 4, 6});
+  CHECK(t->max_recipients() == 50);
   w.s1.reset();
   w.s2.reset();
   auto down = w.send(*t, {address{"x", "remote.test"}});

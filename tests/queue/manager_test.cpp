@@ -41,6 +41,7 @@ class fake_target final : public delivery::delivery_target {
   std::map<std::string, smtp::reply> rcpt_replies, commit_replies, late_replies;
   bool fail_commit = false;
   bool by_domain = false;
+  std::size_t limit = 0;
   int starts = 0;
 
   task<result<std::unique_ptr<delivery::delivery>>> start(delivery::message_context const&, address const& from) override {
@@ -48,6 +49,7 @@ class fake_target final : public delivery::delivery_target {
     co_return std::make_unique<d>(*this, from);
   }
   std::string group_key(address const& rcpt) const override { return by_domain ? text::to_lower(rcpt.domain) : ""; }
+  std::size_t max_recipients() const override { return limit; }
 
   std::vector<recorded> dsns() const {
     std::vector<recorded> out;
@@ -311,6 +313,23 @@ TEST_CASE("one delivery per group key, each with the whole body; groups fail ind
   // The original was larger than 100 KiB: only its header comes back.
   CHECK(target->dsns()[0].body.find("Content-Type: text/rfc822-headers\r\n\r\nSubject: groups\r\n\r\n--") !=
         std::string::npos);
+}
+
+TEST_CASE("a group over the target's max_recipients goes out in chunks, in order") {
+  fixture f;
+  f.enqueue_to({{"a", "one.example"}, {"b", "one.example"}, {"c", "two.example"}, {"d", "one.example"},
+                {"e", "one.example"}},
+               "Subject: chunks\r\n\r\nx\r\n");
+  auto target = std::make_shared<fake_target>();
+  target->by_domain = true;
+  target->limit = 2;
+  auto m = f.make(target);
+  f.run_manager(m, [&] { return target->delivered.size() == 3; });
+  auto orig = target->originals();
+  REQUIRE(orig.size() == 3);
+  CHECK(orig[0].rcpts == std::vector<std::string>{"a", "b"});
+  CHECK(orig[1].rcpts == std::vector<std::string>{"c"});
+  CHECK(orig[2].rcpts == std::vector<std::string>{"d", "e"});
 }
 
 TEST_CASE("a failed body or commit without a reply, or with a 4xx, is retried; all recipients kept") {

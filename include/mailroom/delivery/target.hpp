@@ -59,6 +59,9 @@ class delivery_target {
   /// delivery per key, e.g. per destination domain for remote SMTP. The default puts every
   /// recipient in one.
   virtual std::string group_key(address const& rcpt) const { return {}; }
+  /// At most this many recipients per delivery (0 = no limit): the queue splits larger groups,
+  /// as servers refuse more than about 100 recipients per transaction.
+  virtual std::size_t max_recipients() const { return 0; }
 };
 
 }  // namespace mailroom::delivery

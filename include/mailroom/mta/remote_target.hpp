@@ -61,6 +61,7 @@ struct remote_options {
   /// (RFC 5321 5.1), so a backup MX hands mail to better MX hosts only, never to itself.
   std::vector<std::string> local_names;
   std::optional<next_hop> relay;                    ///< every message goes there instead of MX hosts
+  std::size_t max_recipients = 50;                  ///< per transaction (Postfix: 50)
   std::size_t max_connections = 100;
   std::size_t max_per_destination = 10;
   std::chrono::seconds connect_timeout{30};
@@ -78,6 +79,7 @@ class remote_target final : public delivery::delivery_target, public std::enable
 
   task<result<std::unique_ptr<delivery::delivery>>> start(delivery::message_context const& ctx, address const& from) override;
   std::string group_key(address const& rcpt) const override;
+  std::size_t max_recipients() const override { return opts_.max_recipients; }
 
   /// Closes idle connections (QUIT); deliveries under way finish.
   task<void> close_idle();
@@ -105,7 +107,9 @@ class remote_target final : public delivery::delivery_target, public std::enable
   task<connect_result> connect(std::string domain, bool fresh = false);
   task<connect_result> connect_host(std::string host, std::uint16_t port, smtp::client_options copts);
   void give_back(std::string const& key, connection c);
-  task<bool> acquire(std::string key);
+  /// A connection slot for `key` if one is free now (true), and an idle connection to another
+  /// destination that was closed to make room (the caller quits it).
+  std::pair<bool, std::optional<connection>> try_acquire(std::string const& key);
   void release(std::string const& key);
   smtp::tls_policy policy_for(std::string const& domain) const;
 

@@ -29,6 +29,8 @@ class router final : public delivery::delivery_target, public std::enable_shared
 
   task<result<std::unique_ptr<delivery::delivery>>> start(delivery::message_context const& ctx, address const& from) override;
   std::string group_key(address const& rcpt) const override;
+  /// The smallest limit of the routes' targets (they differ by group, so the smallest is safe).
+  std::size_t max_recipients() const override;
 
   /// The index of the route for `domain`; routes().size() for the fallback.
   std::size_t route_for(std::string_view domain) const;
