@@ -38,6 +38,7 @@
 #include "mailroom/core/result.hpp"
 #include "mailroom/core/task.hpp"
 #include "mailroom/net/stream.hpp"
+#include "mailroom/net/tls/policy.hpp"
 #include "mailroom/smtp/command.hpp"
 #include "mailroom/smtp/reply.hpp"
 #include "mailroom/smtp/reply_parser.hpp"
@@ -49,13 +50,8 @@ class client_context;
 
 namespace mailroom::smtp {
 
-enum class tls_policy : std::uint8_t {
-  none,           ///< never STARTTLS
-  opportunistic,  ///< STARTTLS when offered, any certificate; plaintext only when it is not offered
-                  ///< (a refused STARTTLS is a reply, a failed handshake an error: retry later)
-  required,       ///< STARTTLS must be offered and succeed; the certificate is not checked
-  verify,         ///< as required, and the certificate must verify for tls_name
-};
+/// STARTTLS use (net/tls/policy.hpp): none, opportunistic, required, verify.
+using tls_policy = net::tls::policy;
 
 struct client_options {
   std::string helo_name = "localhost";  ///< EHLO/HELO/LHLO argument: a domain or address literal
