@@ -127,6 +127,38 @@ mailroom::expected<config, std::string> load(std::string const& path) {
       c.transports.push_back(std::move(tr));
     }
   }
+  if (auto* fs = t["fetch"].as_array()) {
+    for (auto const& node : *fs) {
+      auto const* x = node.as_table();
+      if (!x) return bad("[[fetch]] entries must be tables");
+      fetch_account f;
+      f.id = (*x)["id"].value_or(std::string{});
+      f.protocol = (*x)["protocol"].value_or(f.protocol);
+      f.host = (*x)["host"].value_or(std::string{});
+      f.tls = (*x)["tls"].value_or(f.tls);
+      f.user = (*x)["user"].value_or(std::string{});
+      f.password = (*x)["password"].value_or(std::string{});
+      f.folder = (*x)["folder"].value_or(f.folder);
+      f.keep = (*x)["keep"].value_or(true);
+      f.deliver_to = (*x)["deliver_to"].value_or(std::string{});
+      f.idle = (*x)["idle"].value_or(false);
+      auto interval = (*x)["interval"].value_or(std::int64_t{300});
+      auto port = (*x)["port"].value_or(std::int64_t{0});
+      if (f.id.empty() || f.id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+                              std::string::npos)
+        return bad("[[fetch]] needs an id of letters, digits, '.', '_' and '-'");
+      if (f.protocol != "imap" && f.protocol != "pop3") return bad("fetch protocol must be imap or pop3");
+      if (f.tls != "implicit" && f.tls != "verify" && f.tls != "required" && f.tls != "opportunistic" && f.tls != "none")
+        return bad("fetch tls must be implicit, verify, required, opportunistic or none");
+      if (f.host.empty() || f.user.empty() || f.deliver_to.empty()) return bad("[[fetch]] needs host, user and deliver_to");
+      if (interval < 1) return bad("fetch interval must be at least 1 second");
+      if (port < 0 || port > 65535) return bad("fetch port must be a port number");
+      f.interval = static_cast<std::uint64_t>(interval);
+      f.port = static_cast<std::uint16_t>(port);
+      if (!f.port) f.port = f.protocol == "imap" ? (f.tls == "implicit" ? 993 : 143) : (f.tls == "implicit" ? 995 : 110);
+      c.fetches.push_back(std::move(f));
+    }
+  }
   if (c.data_dir.empty()) return bad("data_dir is required");
   if (c.local_domains.empty()) return bad("local_domains needs at least one domain");
   if (c.listeners.empty()) return bad("at least one [[listener]] is required");
@@ -182,6 +214,15 @@ std::string dump(config const& c) {
     o.insert(key, a);
   }
   t.insert("outbound", o);
+  if (!c.fetches.empty()) {
+    toml::array fs;
+    for (auto const& f : c.fetches)
+      fs.push_back(toml::table{{"id", f.id}, {"protocol", f.protocol}, {"host", f.host},
+                               {"port", static_cast<std::int64_t>(f.port)}, {"tls", f.tls}, {"user", f.user},
+                               {"password", "(set)"}, {"folder", f.folder}, {"keep", f.keep}, {"deliver_to", f.deliver_to},
+                               {"interval", static_cast<std::int64_t>(f.interval)}, {"idle", f.idle}});
+    t.insert("fetch", fs);
+  }
   if (!c.transports.empty()) {
     toml::array ts;
     for (auto const& tr : c.transports) ts.push_back(toml::table{{"domain", tr.domain}, {"to", tr.to}});

@@ -37,6 +37,22 @@ struct outbound {
   std::uint64_t max_age_hours = 120;       ///< bounce after this long
 };
 
+/// [[fetch]]: a remote mailbox the retrieval agent empties (or copies) into a local user's.
+struct fetch_account {
+  std::string id;                   ///< names its state file under data_dir/fetch/
+  std::string protocol = "imap";    ///< imap | pop3
+  std::string host;
+  std::uint16_t port = 0;           ///< default 993 / 995 (implicit TLS) or 143 / 110
+  std::string tls = "implicit";     ///< implicit | verify | required | opportunistic | none
+  std::string user, password;
+  std::string folder = "INBOX";     ///< IMAP
+  bool keep = true;                 ///< false: delete on the server once delivered here
+  std::string deliver_to;           ///< a local address
+  std::uint64_t interval = 300;     ///< seconds between polls
+  bool idle = false;                ///< IMAP IDLE (push) between polls
+  std::uint64_t max_size = 64 * 1024 * 1024;
+};
+
 struct config {
   std::string hostname = "localhost";
   std::string data_dir;                    ///< queue/ and mail/<user>/Maildir under it
@@ -51,6 +67,7 @@ struct config {
   std::vector<listener> listeners;
   outbound out;
   std::vector<transport> transports;
+  std::vector<fetch_account> fetches;
 };
 
 /// Parses and validates; the error text names the file, line and problem.
