@@ -125,6 +125,7 @@ struct client::impl {
   unsigned tag_no = 0;
   mailbox_state box;
   bool login_called = false, logged_in = false, tls_active = false, bye = false, preauth = false;
+  bool sasl_ir = false;  // SASL-IR was offered before authentication
 
   // fetch(): where a streamed BODY[] goes.
   struct body_sink {
@@ -346,7 +347,7 @@ task<result<void>> client::impl::authenticate(std::string const& name) {
   std::optional<std::string> ir = mech.initial_response();
   std::string const tag = next_tag();
   std::string cmd = tag + " AUTHENTICATE " + name;
-  if (ir && has_cap("SASL-IR")) {
+  if (ir && sasl_ir) {
     cmd += ' ';
     cmd += ir->empty() ? std::string("=") : base64::encode(*ir);
     std::fill(ir->begin(), ir->end(), '\0');
@@ -485,6 +486,7 @@ task<result<void>> client::login() {
     result<void> a;
     bool const scram = s.has_cap("AUTH=SCRAM-SHA-256"), plain = s.has_cap("AUTH=PLAIN");
     bool const login_ok = !s.has_cap("LOGINDISABLED");
+    s.sasl_ir = s.has_cap("SASL-IR");
     s.caps.clear();  // what the server says after login replaces them
     if (scram) {
       std::string const m = "SCRAM-SHA-256";
