@@ -92,6 +92,7 @@ struct client::impl {
   bool started = false;    // login() was called
   bool logged_in = false;
   bool tls_active = false;
+  bool capa_known = false;  // the last CAPA was answered +OK
 
   bool usable() const noexcept { return stream && !closed; }
   bool ready() const noexcept { return logged_in && usable(); }
@@ -212,10 +213,12 @@ struct client::impl {
 
 task<result<void>> client::impl::capa() {
   caps = {};
+  capa_known = false;
   if (auto w = co_await write("CAPA\r\n"); !w) co_return fail(w.error());
   auto ok = co_await read_ok();
   if (!ok) co_return fail(ok.error());
   if (!*ok) co_return result<void>{};  // no CAPA (RFC 1939 only): nothing known
+  capa_known = true;
   auto on_line = [this](std::string const& line) -> std::error_code {
     std::string_view l = line;
     auto const sp = l.find(' ');
@@ -282,8 +285,7 @@ task<result<void>> client::impl::authenticate() {
   for (std::string const name : {"SCRAM-SHA-256", "PLAIN"}) {
     if (std::find(caps.sasl.begin(), caps.sasl.end(), name) != caps.sasl.end()) co_return co_await sasl_login(name);
   }
-  bool const had_capa = caps.stls || caps.user || caps.uidl || caps.top || caps.pipelining || !caps.sasl.empty();
-  if (had_capa && !caps.user) {
+  if (capa_known && !caps.user) {
     log.notice("neither USER nor a usable SASL mechanism offered");
     co_return fail(make_error_code(errc::auth_unavailable));
   }
