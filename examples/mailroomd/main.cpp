@@ -32,6 +32,7 @@
 #include "mailroom/net/tls/context.hpp"
 #include "mailroom/imap/server.hpp"
 #include "mailroom/pop3/server.hpp"
+#include "mailroom/mra/fetcher.hpp"
 #include "mailroom/mta/remote_target.hpp"
 #include "mailroom/mta/router.hpp"
 #include "mailroom/net/dns/resolver.hpp"
@@ -311,6 +312,36 @@ int run(std::string const& config_path, mailroomd::config const& c) {
             << std::endl;
 
   asio::co_spawn(io, qmgr->run(), asio::detached);
+  // [[fetch]]: remote mailboxes pulled into the queue (so aliases and delivery apply as to any
+  // mail); what was fetched is remembered under data_dir/fetch.
+  std::vector<std::shared_ptr<mra::fetcher>> fetchers;
+  for (auto const& f : c.fetches) {
+    mra::account a;
+    a.id = f.id;
+    a.proto = f.protocol == "pop3" ? mra::account::protocol::pop3 : mra::account::protocol::imap;
+    a.host = f.host;
+    a.port = f.port;
+    a.implicit_tls = f.tls == "implicit";
+    a.tls = f.tls == "none" ? net::tls::policy::none
+            : f.tls == "opportunistic" ? net::tls::policy::opportunistic
+            : f.tls == "required" ? net::tls::policy::required
+                                  : net::tls::policy::verify;
+    if (a.implicit_tls) a.tls = net::tls::policy::verify;
+    a.allow_plaintext_auth = f.tls == "none";  // an explicit choice for a trusted network
+    a.user = f.user;
+    a.password = f.password;
+    a.folder = f.folder;
+    a.keep = f.keep;
+    auto to = parse_path("<" + f.deliver_to + ">", path_options{});
+    if (!to) throw std::runtime_error("fetch " + f.id + ": deliver_to is not an address");
+    a.deliver_to = *to;
+    a.interval = std::chrono::seconds(f.interval);
+    a.idle = f.idle;
+    a.max_size = f.max_size;
+    auto fe = std::make_shared<mra::fetcher>(io.get_executor(), a, *sp, c.data_dir + "/fetch", dns.get(), logger);
+    asio::co_spawn(io, fe->run(), asio::detached);
+    fetchers.push_back(fe);
+  }
   // SIGHUP: re-read the configuration and apply what can change while running.
   asio::signal_set hup(io, SIGHUP);
   std::function<void(std::error_code, int)> on_hup = [&](std::error_code ec, int) {
@@ -327,6 +358,7 @@ int run(std::string const& config_path, mailroomd::config const& c) {
     asio::co_spawn(io, pop3_server.shutdown(std::chrono::seconds(10)), asio::detached);
     asio::co_spawn(io, imap_server.shutdown(std::chrono::seconds(10)), asio::detached);
     qmgr->stop();
+    for (auto const& fe : fetchers) fe->stop();
     if (remote) asio::co_spawn(io, remote->close_idle(), asio::detached);  // QUIT to cached connections
     hup.cancel();
   });
