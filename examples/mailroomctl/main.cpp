@@ -10,6 +10,11 @@
 //   mailroomctl --config FILE user add|passwd [--scheme S] NAME   password from stdin (one line)
 //       S: SHA512-CRYPT (default), SHA256-CRYPT, BLF-CRYPT (or BCRYPT), YESCRYPT, ARGON2ID, SCRAM-SHA-256
 //   mailroomctl --config FILE user del NAME
+//   mailroomctl --config FILE fetch list                     [[fetch]] accounts and what each has fetched
+//   mailroomctl --config FILE fetch run [ID...]              one round now, into the queue
+//   mailroomctl --config FILE fetch add ID --host H --user U --to ADDR [--protocol imap|pop3]
+//       [--port P] [--tls implicit|verify|required|opportunistic|none] [--folder F] [--delete]
+//       [--interval SECONDS]        password from stdin; appended to FILE (mailroomd: restart)
 //
 // Every change is atomic (rename) and durable (fsync) and safe while mailroomd runs; a message
 // in active/ is being delivered and is left alone.
@@ -25,6 +30,7 @@
 #include <iterator>
 #include <optional>
 #include <cstring>
+#include <set>
 #include <sstream>
 
 #include <asio/co_spawn.hpp>
@@ -35,6 +41,8 @@
 #include "mailroom/auth/passwd_file.hpp"
 #include "mailroom/core/durable.hpp"
 #include "mailroom/core/error.hpp"
+#include "mailroom/mra/fetcher.hpp"
+#include "mailroom/net/dns/resolver.hpp"
 #include "mailroom/queue/spool.hpp"
 
 using namespace mailroom;
@@ -292,6 +300,9 @@ constexpr char const* usage_text =
     "       mailroomctl --config FILE user list\n"
     "       mailroomctl --config FILE user add|passwd [--scheme SCHEME] NAME   (password on stdin)\n"
     "       mailroomctl --config FILE user del NAME\n"
+    "       mailroomctl --config FILE fetch list | run [ID...]\n"
+    "       mailroomctl --config FILE fetch add ID --host H --user U --to ADDR [--protocol imap|pop3] [--port P]\n"
+    "                  [--tls implicit|verify|required|opportunistic|none] [--folder F] [--delete] [--interval S]\n"
     "SCHEME: SHA512-CRYPT (default), SHA256-CRYPT, BLF-CRYPT (or BCRYPT), YESCRYPT, ARGON2ID, SCRAM-SHA-256\n";
 
 // The --scheme value as the passwd file names it (Dovecot's names, any case); exits 2 if unknown.
@@ -379,6 +390,153 @@ int user_cmd(mailroomd::config const& c, std::vector<std::string> args) {
   die("unknown user command " + verb, 2);
 }
 
+// What a fetch state file (mra::fetcher's log) remembers: the number of messages.
+std::size_t remembered(std::string const& path) {
+  std::set<std::string> seen;
+  std::ifstream in(path);
+  std::string uidvalidity;
+  for (std::string l; std::getline(in, l);) {
+    if (l.rfind("seen ", 0) == 0) seen.insert(l.substr(5));
+    else if (l.rfind("uidvalidity ", 0) == 0 && l != uidvalidity) {
+      seen.clear();
+      uidvalidity = l;
+    }
+  }
+  return seen.size();
+}
+
+mra::account account_of(mailroomd::fetch_account const& f) {
+  mra::account a;
+  a.id = f.id;
+  a.proto = f.protocol == "pop3" ? mra::account::protocol::pop3 : mra::account::protocol::imap;
+  a.host = f.host;
+  a.port = f.port;
+  a.implicit_tls = f.tls == "implicit";
+  a.tls = f.tls == "none" ? net::tls::policy::none
+          : f.tls == "opportunistic" ? net::tls::policy::opportunistic
+          : f.tls == "required" ? net::tls::policy::required
+                                : net::tls::policy::verify;
+  a.allow_plaintext_auth = f.tls == "none";
+  a.user = f.user;
+  a.password = f.password;
+  a.folder = f.folder;
+  a.keep = f.keep;
+  a.max_size = f.max_size;
+  auto to = parse_path("<" + f.deliver_to + ">", path_options{});
+  if (!to) die("fetch " + f.id + ": deliver_to is not an address");
+  a.deliver_to = *to;
+  return a;
+}
+
+std::string toml_string(std::string const& v) {
+  std::string out = "\"";
+  for (char ch : v) {
+    if (ch == '"' || ch == '\\') out += '\\';
+    if (static_cast<unsigned char>(ch) < 0x20) die("control characters are not allowed in fetch settings", 2);
+    out += ch;
+  }
+  return out + "\"";
+}
+
+int fetch_cmd(std::string const& config_path, mailroomd::config const& c, std::vector<std::string> const& args) {
+  std::string verb = args.empty() ? "list" : args[0];
+  if (verb == "list") {
+    for (auto const& f : c.fetches)
+      std::cout << f.id << "  " << f.protocol << "://" << f.user << "@" << f.host << ":" << f.port << " tls=" << f.tls
+                << (f.protocol == "imap" ? " folder=" + f.folder : std::string()) << (f.keep ? " keep" : " delete")
+                << " -> " << f.deliver_to << " every " << f.interval << "s, "
+                << remembered(c.data_dir + "/fetch/" + f.id + ".state") << " remembered\n";
+    return 0;
+  }
+  if (verb == "run") {
+    std::vector<mailroomd::fetch_account> chosen;
+    for (auto const& f : c.fetches)
+      if (args.size() == 1 || std::find(args.begin() + 1, args.end(), f.id) != args.end()) chosen.push_back(f);
+    if (args.size() > 1 && chosen.size() != args.size() - 1) die("no such fetch account among the arguments", 1);
+    log::logger logger(std::make_shared<log::stderr_sink>(), log::level::warning, "mailroomctl");
+    blocking_pool pool(2);
+    auto sp = queue::spool::open(c.data_dir + "/queue", pool, logger);
+    if (!sp) die("queue: " + sp.error().message());
+    asio::io_context io(1);
+    net::dns::resolver dns(io.get_executor());
+    int status = 0;
+    asio::co_spawn(io, [&]() -> task<void> {
+      for (auto const& f : chosen) {
+        auto fe = std::make_shared<mra::fetcher>(io.get_executor(), account_of(f), *sp, c.data_dir + "/fetch", &dns, logger);
+        auto r = co_await fe->fetch_once();
+        if (!r) {
+          std::cerr << f.id << ": " << r.error().message() << "\n";
+          status = 1;
+          continue;
+        }
+        std::cout << f.id << ": fetched " << r->fetched << ", already had " << r->seen << ", deleted " << r->deleted
+                  << ", too large " << r->skipped << "\n";
+      }
+      dns.cancel();
+    }, asio::detached);
+    io.run();
+    return status;
+  }
+  if (verb == "add") {
+    if (args.size() < 2) die("fetch add needs an id", 2);
+    mailroomd::fetch_account f;
+    f.id = args[1];
+    std::string port;
+    for (std::size_t i = 2; i < args.size(); ++i) {
+      auto const& o = args[i];
+      auto value = [&]() -> std::string {
+        if (i + 1 >= args.size()) die(o + " needs a value", 2);
+        return args[++i];
+      };
+      if (o == "--host") f.host = value();
+      else if (o == "--user") f.user = value();
+      else if (o == "--to") f.deliver_to = value();
+      else if (o == "--protocol") f.protocol = value();
+      else if (o == "--port") port = value();
+      else if (o == "--tls") f.tls = value();
+      else if (o == "--folder") f.folder = value();
+      else if (o == "--interval") f.interval = std::stoull(value());
+      else if (o == "--delete") f.keep = false;
+      else die("unknown option " + o, 2);
+    }
+    if (std::any_of(c.fetches.begin(), c.fetches.end(), [&](auto const& x) { return x.id == f.id; }))
+      die("fetch account " + f.id + " exists", 1);
+    f.password = read_password();
+    std::string table = "\n[[fetch]]\nid = " + toml_string(f.id) + "\nprotocol = " + toml_string(f.protocol) +
+                        "\nhost = " + toml_string(f.host) + "\ntls = " + toml_string(f.tls) + "\nuser = " +
+                        toml_string(f.user) + "\npassword = " + toml_string(f.password) + "\nfolder = " +
+                        toml_string(f.folder) + "\nkeep = " + (f.keep ? "true" : "false") + "\ndeliver_to = " +
+                        toml_string(f.deliver_to) + "\ninterval = " + std::to_string(f.interval) + "\n" +
+                        (port.empty() ? std::string() : "port = " + port + "\n");
+    std::string content;
+    {
+      std::ifstream in(config_path);
+      content.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    auto tmp = config_path + ".mailroomctl";
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      out << content << table;
+      if (!out.flush()) die("cannot write " + tmp);
+    }
+    auto check = mailroomd::load(tmp);  // refuse what mailroomd would refuse
+    if (!check) {
+      std::remove(tmp.c_str());
+      die(check.error(), 2);
+    }
+    ::chmod(tmp.c_str(), 0600);  // it holds a password now
+    if (FILE* fh = std::fopen(tmp.c_str(), "r")) {
+      ::fsync(fileno(fh));
+      std::fclose(fh);
+    }
+    if (::rename(tmp.c_str(), config_path.c_str()) != 0) die("cannot replace " + config_path + ": " + std::strerror(errno));
+    (void)fsync_directory(fs::path(config_path).parent_path().string());
+    std::cout << "added fetch account " << f.id << " (restart mailroomd to start polling it)\n";
+    return 0;
+  }
+  die("unknown fetch command " + verb, 2);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -387,13 +545,14 @@ int main(int argc, char** argv) try {
     std::cout << usage_text;
     return 0;
   }
-  if (args.size() < 3 || args[0] != "--config" || (args[2] != "queue" && args[2] != "user")) {
+  if (args.size() < 3 || args[0] != "--config" || (args[2] != "queue" && args[2] != "user" && args[2] != "fetch")) {
     std::cerr << usage_text;
     return 2;
   }
   auto c = mailroomd::load(args[1]);
   if (!c) die(c.error());
   std::vector<std::string> rest(args.begin() + 3, args.end());
+  if (args[2] == "fetch") return fetch_cmd(args[1], *c, rest);
   return args[2] == "queue" ? queue_cmd(*c, rest) : user_cmd(*c, rest);
 } catch (std::exception const& e) {
   std::cerr << "mailroomctl: " << e.what() << "\n";

@@ -1,6 +1,7 @@
 #include "mailroom/mra/fetcher.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -62,9 +63,12 @@ fetcher::fetcher(executor ex, account acct, std::shared_ptr<delivery::delivery_t
       state_path_(std::move(state_dir) + "/" + acct_.id + ".state"), dns_(dns), log_(std::move(logger)) {}
 
 result<void> fetcher::load_state() {
-  if (loaded_) return {};
+  // Read afresh every round: another process (mailroomctl fetch run) may have fetched meanwhile.
   auto slash = state_path_.rfind('/');
   if (auto ec = create_directories(state_path_.substr(0, slash)); ec) return fail(ec);
+  seen_.clear();
+  uidvalidity_ = 0;
+  log_lines_ = 0;
   std::ifstream in(state_path_);
   std::string line;
   while (std::getline(in, line)) {
@@ -76,10 +80,31 @@ result<void> fetcher::load_state() {
       uidvalidity_ = v;
     }
   }
-  loaded_ = true;
   if (log_lines_ > 2 * seen_.size() + 100) return compact();
   return {};
 }
+
+result<void> fetcher::lock() {
+  if (lock_fd_ >= 0) return {};
+  auto slash = state_path_.rfind('/');
+  if (auto ec = create_directories(state_path_.substr(0, slash)); ec) return fail(ec);
+  int fd = ::open((state_path_ + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return fail(std::error_code(errno, std::generic_category()));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return fail(std::make_error_code(std::errc::resource_unavailable_try_again));
+  }
+  lock_fd_ = fd;
+  return {};
+}
+
+void fetcher::unlock() noexcept {
+  if (lock_fd_ < 0) return;
+  ::close(lock_fd_);  // releases the flock
+  lock_fd_ = -1;
+}
+
+fetcher::~fetcher() { unlock(); }
 
 result<void> fetcher::remember(std::string const& line) {
   int fd = ::open(state_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -283,12 +308,18 @@ task<result<fetch_stats>> fetcher::fetch_imap(std::unique_ptr<net::stream> s, bo
 }
 
 task<result<fetch_stats>> fetcher::fetch_once() {
-  if (auto r = load_state(); !r) co_return fail(r.error());
-  auto s = co_await connect();
-  if (!s) co_return fail(s.error());
-  std::unique_ptr<net::stream> stream = std::move(*s);
-  if (acct_.proto == account::protocol::pop3) co_return co_await fetch_pop3(std::move(stream));
-  co_return co_await fetch_imap(std::move(stream), false);
+  if (auto l = lock(); !l) co_return fail(l.error());
+  result<fetch_stats> out = fail(errc::cancelled);
+  if (auto r = load_state(); !r) {
+    out = fail(r.error());
+  } else {
+    auto s = co_await connect();
+    if (!s) out = fail(s.error());
+    else if (acct_.proto == account::protocol::pop3) out = co_await fetch_pop3(std::move(*s));
+    else out = co_await fetch_imap(std::move(*s), false);
+  }
+  unlock();
+  co_return out;
 }
 
 task<void> fetcher::run() {
@@ -297,7 +328,9 @@ task<void> fetcher::run() {
   auto backoff = acct_.interval;
   while (!stopping_) {
     result<fetch_stats> r = fail(errc::cancelled);
-    if (auto l = load_state(); !l) {
+    if (auto k = lock(); !k) {
+      r = fail(k.error());  // another process is fetching this account now
+    } else if (auto l = load_state(); !l) {
       r = fail(l.error());
     } else {
       auto s = co_await connect();
@@ -305,6 +338,7 @@ task<void> fetcher::run() {
       else if (acct_.proto == account::protocol::pop3) r = co_await fetch_pop3(std::move(*s));
       else r = co_await fetch_imap(std::move(*s), acct_.idle);
     }
+    unlock();
     std::chrono::seconds wait = acct_.interval;
     if (r) {
       backoff = acct_.interval;

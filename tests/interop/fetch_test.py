@@ -155,6 +155,28 @@ class FetchTest(unittest.TestCase):
         self.assertEqual(sorted(counts), list(range(50)))
         self.assertEqual(max(counts.values()), 1)
 
+    def test_mailroomctl_fetch_add_list_run(self):
+        self.start_dovecot(20)
+        self.m = sinklib.Mailroomd(("mx",), extra_config="[outbound]\nenabled = false\n")
+        ctl = [os.path.join(sinklib.BIN_DIR, "mailroomctl"), "--config", self.m.config, "fetch"]
+        r = subprocess.run(ctl + ["add", "remote", "--protocol", "pop3", "--host", "127.0.0.1", "--port",
+                                  str(self.pop3_port), "--tls", "none", "--user", "remote", "--to", "demo@example.test"],
+                           input=b"rpass\n", capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = subprocess.run(ctl + ["list"], capture_output=True, timeout=30)
+        self.assertIn(b"remote  pop3://remote@127.0.0.1:%d" % self.pop3_port, r.stdout)
+        self.assertIn(b"0 remembered", r.stdout)
+        r = subprocess.run(ctl + ["run", "remote"], capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(b"remote: fetched 20, already had 0", r.stdout)
+        # Into the queue: the running mailroomd delivers it.
+        counts = sinklib.wait_for(lambda: (lambda c: c if len(c) >= 20 else None)(self.inbox()), 30, "20 messages")
+        self.assertEqual(sorted(counts), list(range(20)))
+        r = subprocess.run(ctl + ["run"], capture_output=True, timeout=60)
+        self.assertIn(b"remote: fetched 0, already had 20", r.stdout)
+        r = subprocess.run(ctl + ["list"], capture_output=True, timeout=30)
+        self.assertIn(b"20 remembered", r.stdout)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -11,6 +11,8 @@
 //   lines) rewritten compactly when it has grown; unknown lines are ignored.
 // - IMAP: a UIDVALIDITY change forgets what was seen in that folder (the server renumbered it):
 //   everything in it is fetched again, as fetchmail does.
+// - One round at a time per account across processes (mailroomd and `mailroomctl fetch run`):
+//   a round that finds <state>.lock taken fails with errc::resource_unavailable_try_again.
 // - Messages larger than max_size are skipped (left on the server, logged, not marked seen).
 // - run() polls every `interval` (IMAP with `idle`: waits in IDLE between fetches, at most
 //   29 minutes); failures back off from `interval` doubling up to 1 hour.
@@ -70,6 +72,7 @@ class fetcher : public std::enable_shared_from_this<fetcher> {
   /// Rounds until stop(); failures back off.
   task<void> run();
   void stop();
+  ~fetcher();
 
   account const& settings() const noexcept { return acct_; }
 
@@ -82,6 +85,9 @@ class fetcher : public std::enable_shared_from_this<fetcher> {
   result<void> load_state();
   result<void> remember(std::string const& line);  ///< appends and fdatasyncs
   result<void> compact();
+  /// One round at a time per account, across processes: flock on <state>.lock.
+  result<void> lock();
+  void unlock() noexcept;
 
   executor ex_;
   account acct_;
@@ -92,7 +98,7 @@ class fetcher : public std::enable_shared_from_this<fetcher> {
   std::set<std::string> seen_;
   std::uint32_t uidvalidity_ = 0;
   std::size_t log_lines_ = 0;
-  bool loaded_ = false;
+  int lock_fd_ = -1;
   bool stopping_ = false;
   std::unique_ptr<asio::steady_timer> timer_;
 };
