@@ -405,29 +405,6 @@ std::size_t remembered(std::string const& path) {
   return seen.size();
 }
 
-mra::account account_of(mailroomd::fetch_account const& f) {
-  mra::account a;
-  a.id = f.id;
-  a.proto = f.protocol == "pop3" ? mra::account::protocol::pop3 : mra::account::protocol::imap;
-  a.host = f.host;
-  a.port = f.port;
-  a.implicit_tls = f.tls == "implicit";
-  a.tls = f.tls == "none" ? net::tls::policy::none
-          : f.tls == "opportunistic" ? net::tls::policy::opportunistic
-          : f.tls == "required" ? net::tls::policy::required
-                                : net::tls::policy::verify;
-  a.allow_plaintext_auth = f.tls == "none";
-  a.user = f.user;
-  a.password = f.password;
-  a.folder = f.folder;
-  a.keep = f.keep;
-  a.max_size = f.max_size;
-  auto to = parse_path("<" + f.deliver_to + ">", path_options{});
-  if (!to) die("fetch " + f.id + ": deliver_to is not an address");
-  a.deliver_to = *to;
-  return a;
-}
-
 std::string toml_string(std::string const& v) {
   std::string out = "\"";
   for (char ch : v) {
@@ -462,7 +439,13 @@ int fetch_cmd(std::string const& config_path, mailroomd::config const& c, std::v
     int status = 0;
     asio::co_spawn(io, [&]() -> task<void> {
       for (auto const& f : chosen) {
-        auto fe = std::make_shared<mra::fetcher>(io.get_executor(), account_of(f), *sp, c.data_dir + "/fetch", &dns, logger);
+        auto a = mailroomd::to_account(f);
+        if (!a) {
+          std::cerr << a.error() << "\n";
+          status = 1;
+          continue;
+        }
+        auto fe = std::make_shared<mra::fetcher>(io.get_executor(), *a, *sp, c.data_dir + "/fetch", &dns, logger);
         auto r = co_await fe->fetch_once();
         if (!r) {
           std::cerr << f.id << ": " << r.error().message() << "\n";

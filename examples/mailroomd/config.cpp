@@ -173,6 +173,32 @@ mailroom::expected<config, std::string> load(std::string const& path) {
   return c;
 }
 
+mailroom::expected<mailroom::mra::account, std::string> to_account(fetch_account const& f) {
+  using mailroom::net::tls::policy;
+  mailroom::mra::account a;
+  a.id = f.id;
+  a.proto = f.protocol == "pop3" ? mailroom::mra::account::protocol::pop3 : mailroom::mra::account::protocol::imap;
+  a.host = f.host;
+  a.port = f.port;
+  a.implicit_tls = f.tls == "implicit";
+  a.tls = f.tls == "none"            ? policy::none
+          : f.tls == "opportunistic" ? policy::opportunistic
+          : f.tls == "required"      ? policy::required
+                                     : policy::verify;
+  a.allow_plaintext_auth = f.tls == "none";
+  a.user = f.user;
+  a.password = f.password;
+  a.folder = f.folder;
+  a.keep = f.keep;
+  a.max_size = f.max_size;
+  a.interval = std::chrono::seconds(f.interval);
+  a.idle = f.idle;
+  auto to = mailroom::parse_path("<" + f.deliver_to + ">", mailroom::path_options{});
+  if (!to) return mailroom::unexpected(std::string("fetch " + f.id + ": deliver_to is not an address"));
+  a.deliver_to = *to;
+  return a;
+}
+
 std::string dump(config const& c) {
   toml::table t;
   t.insert("hostname", c.hostname);

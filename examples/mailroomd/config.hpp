@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "mailroom/core/result.hpp"
+#include "mailroom/mra/fetcher.hpp"
 
 namespace mailroomd {
 
@@ -69,6 +70,10 @@ struct config {
   std::vector<transport> transports;
   std::vector<fetch_account> fetches;
 };
+
+/// The retrieval agent's settings for a [[fetch]] entry ("implicit" verifies the certificate;
+/// "none" is an explicit choice to send the password in the clear).
+mailroom::expected<mailroom::mra::account, std::string> to_account(fetch_account const& f);
 
 /// Parses and validates; the error text names the file, line and problem.
 mailroom::expected<config, std::string> load(std::string const& path);

@@ -316,29 +316,9 @@ int run(std::string const& config_path, mailroomd::config const& c) {
   // mail); what was fetched is remembered under data_dir/fetch.
   std::vector<std::shared_ptr<mra::fetcher>> fetchers;
   for (auto const& f : c.fetches) {
-    mra::account a;
-    a.id = f.id;
-    a.proto = f.protocol == "pop3" ? mra::account::protocol::pop3 : mra::account::protocol::imap;
-    a.host = f.host;
-    a.port = f.port;
-    a.implicit_tls = f.tls == "implicit";
-    a.tls = f.tls == "none" ? net::tls::policy::none
-            : f.tls == "opportunistic" ? net::tls::policy::opportunistic
-            : f.tls == "required" ? net::tls::policy::required
-                                  : net::tls::policy::verify;
-    if (a.implicit_tls) a.tls = net::tls::policy::verify;
-    a.allow_plaintext_auth = f.tls == "none";  // an explicit choice for a trusted network
-    a.user = f.user;
-    a.password = f.password;
-    a.folder = f.folder;
-    a.keep = f.keep;
-    auto to = parse_path("<" + f.deliver_to + ">", path_options{});
-    if (!to) throw std::runtime_error("fetch " + f.id + ": deliver_to is not an address");
-    a.deliver_to = *to;
-    a.interval = std::chrono::seconds(f.interval);
-    a.idle = f.idle;
-    a.max_size = f.max_size;
-    auto fe = std::make_shared<mra::fetcher>(io.get_executor(), a, *sp, c.data_dir + "/fetch", dns.get(), logger);
+    auto a = mailroomd::to_account(f);
+    if (!a) throw std::runtime_error(a.error());
+    auto fe = std::make_shared<mra::fetcher>(io.get_executor(), *a, *sp, c.data_dir + "/fetch", dns.get(), logger);
     asio::co_spawn(io, fe->run(), asio::detached);
     fetchers.push_back(fe);
   }
