@@ -25,19 +25,6 @@ constexpr std::size_t max_listed = 10'000'000;
 
 std::error_code not_connected() { return std::make_error_code(std::errc::not_connected); }
 
-result<std::shared_ptr<net::tls::client_context>> shared_context(bool verify) {
-  static std::mutex m;
-  static std::shared_ptr<net::tls::client_context> unchecked, verifying;
-  std::lock_guard lock(m);
-  auto& slot = verify ? verifying : unchecked;
-  if (!slot) {
-    auto c = net::tls::client_context::create(verify ? net::tls::verify_mode::required : net::tls::verify_mode::none);
-    if (!c) return fail(c.error());
-    slot = std::move(*c);
-  }
-  return slot;
-}
-
 /// A quoted string, or nullopt when s cannot be one (CR, LF, NUL, 8-bit).
 std::optional<std::string> quoted(std::string_view s) {
   std::string out = "\"";
@@ -440,7 +427,7 @@ task<result<void>> client::login() {
   s.login_called = true;
   std::shared_ptr<net::tls::client_context> ctx = s.opts.tls_context;
   if ((s.opts.implicit_tls || pol != net::tls::policy::none) && !ctx) {
-    auto shared = shared_context(pol == net::tls::policy::verify);
+    auto shared = net::tls::shared_client_context(pol == net::tls::policy::verify);
     if (!shared) co_return fail(shared.error());
     ctx = std::move(*shared);
   }

@@ -26,21 +26,6 @@ constexpr std::size_t max_capa_lines = 1000;
 
 std::error_code not_connected() { return std::make_error_code(std::errc::not_connected); }
 
-// Process-wide contexts for the policies that bring no context of their own (as smtp::client);
-// contexts are immutable and shareable between connections and threads.
-result<std::shared_ptr<net::tls::client_context>> shared_context(bool verify) {
-  static std::mutex m;
-  static std::shared_ptr<net::tls::client_context> unchecked, verifying;
-  std::lock_guard lock(m);
-  auto& slot = verify ? verifying : unchecked;
-  if (!slot) {
-    auto c = net::tls::client_context::create(verify ? net::tls::verify_mode::required : net::tls::verify_mode::none);
-    if (!c) return fail(c.error());
-    slot = std::move(*c);
-  }
-  return slot;
-}
-
 bool sendable(std::string_view s) { return s.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos; }
 
 // "number value" (LIST: value is the size; UIDL: the unique-id). Extra words after the value
@@ -407,7 +392,7 @@ task<result<void>> client::login() {
   if (policy == net::tls::policy::verify && s.opts.tls_name.empty()) co_return fail(mailroom::errc::invalid_argument);
   std::shared_ptr<net::tls::client_context> ctx = s.opts.tls_context;
   if ((s.opts.implicit_tls || policy != net::tls::policy::none) && !ctx) {
-    auto shared = shared_context(policy == net::tls::policy::verify);
+    auto shared = net::tls::shared_client_context(policy == net::tls::policy::verify);
     if (!shared) co_return fail(shared.error());
     ctx = std::move(*shared);
   }

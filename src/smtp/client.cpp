@@ -50,21 +50,6 @@ bool is_class(reply const& r, std::initializer_list<int> classes) {
   return std::find(classes.begin(), classes.end(), c) != classes.end();
 }
 
-// Process-wide contexts for the policies that bring no context of their own; contexts are
-// immutable and shareable between connections and threads.
-result<std::shared_ptr<net::tls::client_context>> shared_context(bool verify) {
-  static std::mutex m;
-  static std::shared_ptr<net::tls::client_context> unchecked, verifying;
-  std::lock_guard lock(m);
-  auto& slot = verify ? verifying : unchecked;
-  if (!slot) {
-    auto c = net::tls::client_context::create(verify ? net::tls::verify_mode::required : net::tls::verify_mode::none);
-    if (!c) return fail(c.error());
-    slot = std::move(*c);
-  }
-  return slot;
-}
-
 // What the EHLO reply's lines after the first one offer (RFC 5321 4.1.1.1: keyword [params]).
 extensions parse_extensions(std::string_view text) {
   extensions e;
@@ -496,7 +481,7 @@ task<result<std::optional<reply>>> client::hello() {
   if (s.opts.tls == tls_policy::verify && s.opts.tls_name.empty()) co_return fail(mailroom::errc::invalid_argument);
   std::shared_ptr<net::tls::client_context> ctx = s.opts.tls_context;
   if (s.opts.tls != tls_policy::none && !ctx) {
-    auto shared = shared_context(s.opts.tls == tls_policy::verify);
+    auto shared = net::tls::shared_client_context(s.opts.tls == tls_policy::verify);
     if (!shared) co_return fail(shared.error());
     ctx = std::move(*shared);
   }

@@ -276,6 +276,19 @@ result<void> configure_client(client_context::impl& im, verify_mode mode) {
 }
 }  // namespace
 
+result<std::shared_ptr<client_context>> shared_client_context(bool verify) {
+  static std::mutex m;
+  static std::shared_ptr<client_context> unchecked, verifying;
+  std::lock_guard lock(m);
+  auto& slot = verify ? verifying : unchecked;
+  if (!slot) {
+    auto c = client_context::create(verify ? verify_mode::required : verify_mode::none);
+    if (!c) return fail(c.error());
+    slot = std::move(*c);
+  }
+  return slot;
+}
+
 result<std::shared_ptr<client_context>> client_context::create(verify_mode mode, std::string const& trust_pem_file) {
   init_crypto_once();
   std::shared_ptr<client_context> ctx(new client_context());

@@ -85,6 +85,11 @@ class client_context {
   std::unique_ptr<impl> impl_;
 };
 
+/// A process-wide client context for connections that bring none: verifying chain and name
+/// against the system trust store (`verify`), or checking nothing. Contexts are immutable and
+/// shared between connections and threads.
+result<std::shared_ptr<client_context>> shared_client_context(bool verify);
+
 /// Server side handshake over `next`. Fails with errc::verify_failed when a peer certificate was
 /// rejected, errc::handshake_failed for any other TLS failure, or the lower stream's error
 /// (net::errc::timeout, net::errc::eof) when the transport failed first.
