@@ -1,7 +1,7 @@
 """The retrieval agent against a real Dovecot (IMAP and POP3 on loopback, a passwd file, a Maildir
 this test fills): mailroomd's [[fetch]] pulls 1,000 messages into the demo user's INBOX, is
-SIGKILLed part-way and restarted, and every message arrives exactly once (one repeat allowed for
-the message in flight at the kill); POP3 in delete mode leaves the remote mailbox empty."""
+SIGKILLed part-way and restarted, and every message arrives (at most one repeat from the fetch
+and one from the queue delivery in flight at the kill); POP3 in delete mode leaves the remote mailbox empty."""
 import os
 import pwd
 import re
@@ -138,7 +138,10 @@ class FetchTest(unittest.TestCase):
         time.sleep(3)  # nothing more may come
         counts = self.inbox()
         self.assertEqual(sorted(counts), list(range(N)))
-        self.assertLessEqual(sum(v - 1 for v in counts.values()), 1, "duplicates beyond the one in flight")
+        # One repeat may come from the fetch in flight (delivered to the queue, not yet in the
+        # state file) and one from the queue's delivery in flight (in the Maildir, not yet
+        # removed from the queue): nothing else.
+        self.assertLessEqual(sum(v - 1 for v in counts.values()), 2, "duplicates beyond the ones in flight")
         remote = len(os.listdir(os.path.join(self.dir, "remote", "Maildir", "cur"))) + \
             len(os.listdir(os.path.join(self.dir, "remote", "Maildir", "new")))
         self.assertEqual(remote, N)  # keep = true
