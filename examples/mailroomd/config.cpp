@@ -136,6 +136,7 @@ mailroom::expected<config, std::string> load(std::string const& path) {
       f.protocol = (*x)["protocol"].value_or(f.protocol);
       f.host = (*x)["host"].value_or(std::string{});
       f.tls = (*x)["tls"].value_or(f.tls);
+      f.ca_file = (*x)["ca_file"].value_or(std::string{});
       f.user = (*x)["user"].value_or(std::string{});
       f.password = (*x)["password"].value_or(std::string{});
       f.folder = (*x)["folder"].value_or(f.folder);
@@ -196,6 +197,11 @@ mailroom::expected<mailroom::mra::account, std::string> to_account(fetch_account
   auto to = mailroom::parse_path("<" + f.deliver_to + ">", mailroom::path_options{});
   if (!to) return mailroom::unexpected(std::string("fetch " + f.id + ": deliver_to is not an address"));
   a.deliver_to = *to;
+  if (!f.ca_file.empty() && a.tls == policy::verify) {
+    auto ctx = mailroom::net::tls::client_context::create(mailroom::net::tls::verify_mode::required, f.ca_file);
+    if (!ctx) return mailroom::unexpected("fetch " + f.id + ": ca_file " + f.ca_file + ": " + ctx.error().message());
+    a.tls_context = std::move(*ctx);
+  }
   return a;
 }
 
@@ -247,6 +253,8 @@ std::string dump(config const& c) {
                                {"port", static_cast<std::int64_t>(f.port)}, {"tls", f.tls}, {"user", f.user},
                                {"password", "(set)"}, {"folder", f.folder}, {"keep", f.keep}, {"deliver_to", f.deliver_to},
                                {"interval", static_cast<std::int64_t>(f.interval)}, {"idle", f.idle}});
+    for (std::size_t i = 0; i < c.fetches.size(); ++i)
+      if (!c.fetches[i].ca_file.empty()) fs[i].as_table()->insert("ca_file", c.fetches[i].ca_file);
     t.insert("fetch", fs);
   }
   if (!c.transports.empty()) {

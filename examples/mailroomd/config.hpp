@@ -45,6 +45,7 @@ struct fetch_account {
   std::string host;
   std::uint16_t port = 0;           ///< default 993 / 995 (implicit TLS) or 143 / 110
   std::string tls = "implicit";     ///< implicit | verify | required | opportunistic | none
+  std::string ca_file;              ///< trust anchors (PEM) for implicit/verify; default the system's
   std::string user, password;
   std::string folder = "INBOX";     ///< IMAP
   bool keep = true;                 ///< false: delete on the server once delivered here

@@ -637,6 +637,8 @@ task<result<bool>> client::idle(std::chrono::seconds max) {
   co_return woken;
 }
 
+void client::close() noexcept { impl_->abort_with(make_error_code(mailroom::errc::cancelled)); }
+
 task<void> client::logout() {
   auto& s = *impl_;
   if (!s.stream) co_return;

@@ -300,7 +300,9 @@ task<result<fetch_stats>> fetcher::fetch_imap(std::unique_ptr<net::stream> s, bo
       if (auto r = compact(); !r) co_return fail(r.error());
     }
     if (!then_idle || stopping_) break;
+    idling_ = &c;
     auto woke = co_await c.idle(std::chrono::minutes(29));
+    idling_ = nullptr;
     if (!woke) co_return fail(woke.error());
   }
   co_await c.logout();
@@ -357,6 +359,7 @@ task<void> fetcher::run() {
 void fetcher::stop() {
   stopping_ = true;
   if (timer_) timer_->cancel();
+  if (idling_) idling_->close();
 }
 
 }  // namespace mailroom::mra

@@ -108,6 +108,10 @@ class client {
   /// LOGOUT, waits up to `timeout` for its reply, then closes; never fails.
   task<void> logout();
 
+  /// Closes the connection at once, without LOGOUT: a pending operation (an idle() waiting for
+  /// mail) fails with errc::cancelled. Called from the client's executor, when shutting down.
+  void close() noexcept;
+
   /// The server's last tagged response (or greeting, or BYE) line, for logs and error reports.
   std::string const& last_response() const noexcept;
   /// True once TLS protects the connection (implicit or STARTTLS).

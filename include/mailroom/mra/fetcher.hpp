@@ -30,6 +30,7 @@
 #include "mailroom/core/address.hpp"
 #include "mailroom/core/log.hpp"
 #include "mailroom/delivery/target.hpp"
+#include "mailroom/imap/client.hpp"
 #include "mailroom/net/dns/resolver.hpp"
 #include "mailroom/net/tls/context.hpp"
 #include "mailroom/net/tls/policy.hpp"
@@ -100,6 +101,7 @@ class fetcher : public std::enable_shared_from_this<fetcher> {
   std::size_t log_lines_ = 0;
   int lock_fd_ = -1;
   bool stopping_ = false;
+  imap::client* idling_ = nullptr;  ///< the connection waiting in IDLE, for stop()
   std::unique_ptr<asio::steady_timer> timer_;
 };
 
