@@ -71,13 +71,55 @@ class prefixed_source final : public smtp::message_source {
   bool sent_prefix_ = false;
 };
 
+// A message held in memory (after the filters looked at it), with our headers in front.
+class memory_source final : public smtp::message_source {
+ public:
+  memory_source(std::string prefix, std::string_view content) : prefix_(std::move(prefix)), content_(content) {}
+  task<result<std::span<char const>>> read() override {
+    if (step_ == 0) {
+      step_ = 1;
+      if (!prefix_.empty()) co_return std::span<char const>(prefix_.data(), prefix_.size());
+    }
+    if (step_ == 1) {
+      step_ = 2;
+      if (!content_.empty()) co_return std::span<char const>(content_.data(), content_.size());
+    }
+    co_return std::span<char const>();
+  }
+  std::uint64_t size() const noexcept override { return content_.size(); }
+
+ private:
+  std::string prefix_;
+  std::string_view content_;
+  int step_ = 0;
+};
+
 class inbound_handler final : public smtp::session_handler {
  public:
   inbound_handler(inbound_options const& opts, log::logger const& log, smtp::session_info const& info)
-      : opts_(opts), log_(log), info_(info) {}
+      : opts_(opts), log_(log), info_(info) {
+    if (!opts_.filters.empty()) chain_ = std::make_unique<filter::chain_session>(opts_.filters, log_);
+  }
+
+  /// The filters' view of the new connection; a reply refuses it.
+  task<std::optional<smtp::reply>> connect() {
+    if (!chain_) co_return std::nullopt;
+    co_return co_await chain_->connect(info_);
+  }
+
+  task<smtp::reply> on_helo(std::string_view name) override {
+    if (chain_)
+      if (auto refused = co_await chain_->helo(info_, name)) co_return *refused;
+    co_return smtp::replies::ok();
+  }
 
   task<smtp::reply> on_mail(address const& from, smtp::mail_params const& params) override {
     if (delivery_) delivery_->abort();
+    if (chain_)
+      if (auto refused = co_await chain_->mail(info_, from, params)) {
+        delivery_.reset();
+        co_return *refused;
+      }
     delivery::message_context ctx;
     ctx.session_id = info_.id;
     ctx.client = info_.remote;
@@ -101,7 +143,10 @@ class inbound_handler final : public smtp::session_handler {
     if (opts_.local_recipient_check && (!opts_.relay || to.domain.empty() || opts_.relay->is_local(to.domain)))
       if (auto refused = co_await opts_.local_recipient_check(to, size_hint_)) co_return *refused;
     if (!delivery_) co_return smtp::replies::bad_sequence();
+    if (chain_)
+      if (auto refused = co_await chain_->rcpt(to)) co_return *refused;
     if (auto refused = co_await delivery_->add_rcpt(to, params)) co_return *refused;
+    if (chain_) chain_->accepted(to);
     co_return smtp::replies::recipient_ok();
   }
 
@@ -111,8 +156,44 @@ class inbound_handler final : public smtp::session_handler {
     if (opts_.add_received)
       received = received_header(info_, opts_.hostname, protocol_name(info_), info_.id,
                                  std::chrono::system_clock::now());
-    prefixed_source src(std::move(received), body);
-    auto stored = co_await delivery_->body(src);
+    result<void> stored;
+    bool hold = false;
+    if (!chain_) {
+      prefixed_source src(std::move(received), body);
+      stored = co_await delivery_->body(src);
+    } else {
+      std::string content;
+      if (chain_->wants_message()) {
+        auto all = co_await smtp::read_all(body);
+        if (!all) {
+          delivery_->abort();
+          if (all.error().category() == smtp::category()) co_return smtp::replies::local_error();
+          co_return storage_error_reply(all.error());
+        }
+        content = std::move(*all);
+      }
+      auto const host = opts_.hostname;
+      auto out = co_await chain_->message(content, host);
+      if (out.what == filter::verdict::kind::reject || out.what == filter::verdict::kind::tempfail) {
+        delivery_->abort();
+        co_return *out.reply;
+      }
+      if (out.what == filter::verdict::kind::discard) {
+        delivery_->abort();
+        log_.notice("message discarded by a filter", {{"session", info_.id}});
+        co_return smtp::replies::ok("Ok: discarded");
+      }
+      if (out.what == filter::verdict::kind::quarantine) hold = true;
+      received += out.headers;
+      if (chain_->wants_message()) {
+        std::string_view const final_content = out.message ? std::string_view(*out.message) : std::string_view(content);
+        memory_source src(std::move(received), final_content);
+        stored = co_await delivery_->body(src);
+      } else {
+        prefixed_source src(std::move(received), body);
+        stored = co_await delivery_->body(src);
+      }
+    }
     if (!stored) {
       delivery_->abort();
       // Size and bare-LF errors get the server's own reply; anything else is ours to report.
@@ -120,6 +201,7 @@ class inbound_handler final : public smtp::session_handler {
       log_.error("cannot store the message", {{"error", stored.error().message()}});
       co_return storage_error_reply(stored.error());
     }
+    if (hold && !delivery_->hold()) log_.warning("quarantine asked, but the target cannot hold; delivered", {{"session", info_.id}});
     auto id = co_await delivery_->commit();
     if (!id) {
       delivery_->abort();
@@ -132,6 +214,7 @@ class inbound_handler final : public smtp::session_handler {
   void on_reset() override {
     if (delivery_) delivery_->abort();
     delivery_.reset();
+    if (chain_) chain_->reset();
   }
   void on_close() override { on_reset(); }
 
@@ -140,6 +223,7 @@ class inbound_handler final : public smtp::session_handler {
   log::logger const& log_;
   smtp::session_info const& info_;
   std::unique_ptr<delivery::delivery> delivery_;
+  std::unique_ptr<filter::chain_session> chain_;
   std::uint64_t size_hint_ = 0;
 };
 
@@ -148,7 +232,9 @@ class inbound_handler final : public smtp::session_handler {
 inbound::inbound(inbound_options opts, log::logger logger) : opts_(std::move(opts)), log_(logger.with_component("inbound")) {}
 
 task<expected<std::unique_ptr<smtp::session_handler>, smtp::reply>> inbound::new_session(smtp::session_info const& info) {
-  co_return std::make_unique<inbound_handler>(opts_, log_, info);
+  auto h = std::make_unique<inbound_handler>(opts_, log_, info);
+  if (auto refused = co_await h->connect()) co_return unexpected(std::move(*refused));
+  co_return std::unique_ptr<smtp::session_handler>(std::move(h));
 }
 
 }  // namespace mailroom::mta

@@ -525,7 +525,7 @@ class spool_delivery final : public delivery::delivery {
   task<result<std::string>> commit() override {
     if (fd_ < 0 || !body_done_) co_return fail(errc::invalid_argument);
     if (auto r = flush(); !r) co_return fail(r.error());
-    auto dst = spool_->path(state::incoming, env_.id);
+    auto dst = spool_->path(hold_ ? state::hold : state::incoming, env_.id);
     auto publish = [fd = fd_, src = tmp_, dst]() -> std::error_code {
       if (::fdatasync(fd) != 0) return last_error();
       if (::rename(src.c_str(), dst.c_str()) != 0) return last_error();
@@ -535,6 +535,14 @@ class spool_delivery final : public delivery::delivery {
     if (ec) co_return fail(ec);
     ::close(fd_);
     fd_ = -1;
+    if (hold_) {
+      // Rare (quarantine): a plain directory fsync rather than the batched one for incoming/.
+      auto dir = spool_->root() + "/hold";
+      auto dsync = [dir]() -> std::error_code { return fsync_directory(dir); };
+      if (auto dec = co_await spool_->pool().offload(std::move(dsync)); dec) co_return fail(dec);
+      spool_->logger().notice("quarantined (held)", {{"queue_id", env_.id}, {"from", env_.sender.to_string()}});
+      co_return env_.id;
+    }
     if (auto dec = co_await spool_->incoming_sync().sync(); dec) co_return fail(dec);
     spool_->notify_queued();
     spool_->logger().info("queued", {{"queue_id", env_.id},
@@ -542,6 +550,11 @@ class spool_delivery final : public delivery::delivery {
                                      {"nrcpt", std::to_string(env_.recipients.size())},
                                      {"size", std::to_string(body_size_)}});
     co_return env_.id;
+  }
+
+  bool hold() override {
+    hold_ = true;
+    return true;
   }
 
   void abort() noexcept override {
@@ -565,6 +578,7 @@ class spool_delivery final : public delivery::delivery {
   std::string buffer_;
   std::uint64_t body_size_ = 0;
   bool body_done_ = false;
+  bool hold_ = false;
 };
 
 }  // namespace

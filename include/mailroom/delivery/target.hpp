@@ -49,6 +49,10 @@ class delivery {
   /// (SMTP with PIPELINING, LMTP): one entry per recipient add_rcpt() accepted, in order;
   /// nullopt = delivered, a reply = refused (4xx: retry, 5xx: bounce). Empty = all delivered.
   virtual std::vector<std::optional<smtp::reply>> recipient_outcomes() const { return {}; }
+  /// Before commit(): keep the message held for an administrator instead of delivering it (a
+  /// filter's quarantine verdict). False when this target cannot hold messages; the caller then
+  /// delivers it and logs that it could not.
+  virtual bool hold() { return false; }
 };
 
 class delivery_target {

@@ -1,6 +1,9 @@
 // The inbound MTA path: SMTP or LMTP sessions feeding any delivery_target (normally the queue),
 // with the relay policy applied to each recipient and a Received: header (RFC 5321 4.4) added.
 //
+// Filters: see filter/filter.hpp; their headers (Authentication-Results first) go right below
+// our Received: line, a quarantine verdict asks the target to hold() the message.
+//
 // Contract: 250 after DATA means the target's commit() returned, so the message is as durable as
 // the target makes it (the spool: fsynced). A target that refuses to start or fails to store
 // answers 452 4.3.1 when it is out of space (ENOSPC, EDQUOT) and 451 4.3.0 for any other error,
@@ -15,6 +18,7 @@
 
 #include "mailroom/core/log.hpp"
 #include "mailroom/delivery/target.hpp"
+#include "mailroom/filter/filter.hpp"
 #include "mailroom/mta/relay_policy.hpp"
 #include "mailroom/smtp/server.hpp"
 
@@ -27,8 +31,11 @@ struct inbound_options {
   /// the mailbox full for a message of the SIZE= the client announced, 0 if none); nullopt
   /// accepts. Empty: no check.
   std::function<task<std::optional<smtp::reply>>(address const&, std::uint64_t size_hint)> local_recipient_check;
-  std::string hostname = "localhost";         ///< in the Received: line
+  std::string hostname = "localhost";         ///< in the Received: line and Authentication-Results
   bool add_received = true;
+  /// The filter chain (filter/filter.hpp), asked at connect, HELO, MAIL, RCPT (after the relay
+  /// policy and the recipient check) and for the message before the target commits it.
+  std::vector<filter::chain_entry> filters;
 };
 
 class inbound final : public smtp::backend {
