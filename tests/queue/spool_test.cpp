@@ -290,3 +290,23 @@ TEST_CASE("many recipients with long replies: the envelope stays readable") {
   CHECK(kept < 4000);
   CHECK(f.sp->read_body(back).value() == "Subject: many\r\n\r\nx\r\n");
 }
+
+TEST_CASE("hold() before commit: the message lands in hold/, not incoming/, and nobody is told") {
+  fixture f;
+  int queued = 0;
+  f.sp->on_queued([&] { ++queued; });
+  auto id = testing::run(f.io, [&]() -> task<std::string> {
+    address const from{"a", "example.org"}, to{"b", "example.net"};
+    auto d = (co_await f.sp->start(no_context, from)).value();
+    CHECK_FALSE(co_await d->add_rcpt(to, no_params));
+    string_source src("Subject: quarantined\r\n\r\nbody\r\n");
+    REQUIRE(co_await d->body(src));
+    CHECK(d->hold());
+    co_return (co_await d->commit()).value();
+  }());
+  CHECK(files_in(f.sp->root() + "/incoming") == 0);
+  CHECK(f.sp->list(queue::state::hold).value() == std::vector<std::string>{id});
+  CHECK(queued == 0);
+  auto m = f.sp->read(queue::state::hold, id).value();
+  CHECK(m.env.recipients.size() == 1);
+}
