@@ -447,6 +447,10 @@ task<result<std::vector<mx_record>>> resolver::mx(std::string_view name) {
   return lookup_mx(impl_, std::string(name));
 }
 
+task<result<std::vector<mx_record>>> resolver::mx_records(std::string_view name) {
+  return lookup(impl_, std::string(name), type_mx, parse_mx);
+}
+
 task<result<std::vector<asio::ip::address>>> resolver::a(std::string_view name) {
   return lookup(impl_, std::string(name), type_a, [](answer const& x) { return parse_addresses(x, type_a); });
 }

@@ -65,6 +65,9 @@ class resolver {
   /// MX records sorted by preference (ties keep server order). When the name has no MX records
   /// but has an address, returns the implicit MX {0, name} (RFC 5321 5.1).
   task<result<std::vector<mx_record>>> mx(std::string_view name);
+  /// MX records as published, sorted by preference (ties keep server order), without the
+  /// implicit-MX rule: a name without MX records answers no_data (what SPF's "mx" needs).
+  task<result<std::vector<mx_record>>> mx_records(std::string_view name);
   task<result<std::vector<asio::ip::address>>> a(std::string_view name);
   task<result<std::vector<asio::ip::address>>> aaaa(std::string_view name);
   /// Each TXT record with its character-strings concatenated.
