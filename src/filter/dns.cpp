@@ -4,6 +4,11 @@
 #include <cctype>
 #include <stdexcept>
 
+#include <asio/redirect_error.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+
 #include "mailroom/core/text.hpp"
 
 namespace mailroom::filter {
@@ -180,7 +185,13 @@ namespace {
 
 // The answer to a query already resolved by find(): a copy of one record set, or the error.
 template <class T, class Node>
-task<result<T>> answer(result<Node const*> found, T Node::*records) {
+task<result<T>> answer(result<Node const*> found, T Node::*records, std::chrono::milliseconds delay) {
+  if (delay.count() > 0) {
+    auto ex = co_await asio::this_coro::executor;
+    asio::steady_timer timer(ex, delay);
+    std::error_code ec;  // cancelled: answer at once
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
   if (!found) co_return fail(found.error());
   co_return (*found)->*records;
 }
@@ -188,23 +199,23 @@ task<result<T>> answer(result<Node const*> found, T Node::*records) {
 }  // namespace
 
 task<result<std::vector<std::string>>> static_dns::do_txt(std::string name) {
-  return answer(find(rr::txt, name), &node::txt);
+  return answer(find(rr::txt, name), &node::txt, delay_);
 }
 
 task<result<std::vector<asio::ip::address>>> static_dns::do_a(std::string name) {
-  return answer(find(rr::a, name), &node::a);
+  return answer(find(rr::a, name), &node::a, delay_);
 }
 
 task<result<std::vector<asio::ip::address>>> static_dns::do_aaaa(std::string name) {
-  return answer(find(rr::aaaa, name), &node::aaaa);
+  return answer(find(rr::aaaa, name), &node::aaaa, delay_);
 }
 
 task<result<std::vector<net::dns::mx_record>>> static_dns::do_mx(std::string name) {
-  return answer(find(rr::mx, name), &node::mx);
+  return answer(find(rr::mx, name), &node::mx, delay_);
 }
 
 task<result<std::vector<std::string>>> static_dns::do_ptr(asio::ip::address addr) {
-  return answer(find(rr::ptr, "#" + addr.to_string()), &node::ptr);
+  return answer(find(rr::ptr, "#" + addr.to_string()), &node::ptr, delay_);
 }
 
 }  // namespace mailroom::filter

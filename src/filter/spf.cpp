@@ -146,6 +146,7 @@ class checker {
                         : std::chrono::duration_cast<std::chrono::seconds>(
                               std::chrono::system_clock::now().time_since_epoch()).count();
     base_.t = std::to_string(now);
+    if (opts.time_limit.count() > 0) deadline_ = std::chrono::steady_clock::now() + opts.time_limit;
   }
 
   std::string const& sender() const noexcept { return base_.s; }
@@ -154,6 +155,11 @@ class checker {
 
   task<evaluation> evaluate(std::string const& domain, std::size_t depth) {
     evaluation ev;
+    if (out_of_time()) {
+      ev.result = status::temperror;
+      ev.problem = time_problem();
+      co_return ev;
+    }
     auto txt = co_await dns_.txt(domain);
     if (!txt) {
       if (classify(txt.error()) == dns_answer::failure) {
@@ -195,6 +201,11 @@ class checker {
       if (queries && ++lookups > opts_.limits.dns_mechanisms) {
         ev.result = status::permerror;
         ev.problem = "more than " + std::to_string(opts_.limits.dns_mechanisms) + " DNS-querying terms";
+        co_return ev;
+      }
+      if (queries && out_of_time()) {
+        ev.result = status::temperror;
+        ev.problem = time_problem();
         co_return ev;
       }
       step s = co_await run(m, domain, depth);
@@ -240,6 +251,7 @@ class checker {
 
   // The explanation for a fail (RFC 7208 6.2): "" whenever anything is wrong with it.
   task<std::string> explain(macro_string const& exp, std::string const& domain) {
+    if (out_of_time()) co_return std::string();
     auto target = co_await target_name(exp, domain);
     if (!target) co_return std::string();
     auto txt = co_await dns_.txt(*target);
@@ -284,6 +296,7 @@ class checker {
   task<bool> validated(std::string const& name) {
     auto key = text::to_lower(name);
     if (auto it = validated_.find(key); it != validated_.end()) co_return it->second;
+    if (out_of_time()) co_return false;  // the check is over anyway
     auto addrs = co_await addresses(name);
     bool const ok = addrs && std::find(addrs->begin(), addrs->end(), ip_) != addrs->end();
     validated_.emplace(std::move(key), ok);
@@ -305,6 +318,14 @@ class checker {
       }
     }
     co_return best.empty() ? std::string("unknown") : best;
+  }
+
+  // True once the time limit has passed: no further query may start.
+  bool out_of_time() const {
+    return deadline_ && std::chrono::steady_clock::now() >= *deadline_;
+  }
+  std::string time_problem() const {
+    return "time limit of " + std::to_string(opts_.time_limit.count()) + " ms exceeded";
   }
 
   // Counts a void lookup; an error step once over the limit.
@@ -372,6 +393,7 @@ class checker {
           co_return error_step(status::permerror, "more than " + std::to_string(opts_.limits.mx_names) + " MX records at " + *target);
         for (auto const& mx : *mxs) {
           if (mx.host.empty()) continue;  // null MX
+          if (out_of_time()) co_return error_step(status::temperror, time_problem());
           auto addrs = co_await addresses(mx.host);
           if (!addrs) {
             if (classify(addrs.error()) == dns_answer::failure)
@@ -414,6 +436,7 @@ class checker {
   macro_values base_;
   std::optional<std::vector<std::string>> ptr_names_;
   std::map<std::string, bool> validated_;
+  std::optional<std::chrono::steady_clock::time_point> deadline_;
 };
 
 asio::ip::address unmapped(asio::ip::address ip) {

@@ -593,3 +593,25 @@ TEST_CASE("Received-SPF and Authentication-Results") {
     CHECK(spf::received_spf(o, "r").rfind(std::string(spf::to_string(s)) + " (r: ", 0) == 0);
   }
 }
+
+TEST_CASE("time limit: a slow DNS makes temperror once time_limit has passed") {
+  static_dns d;
+  d.set_delay(std::chrono::milliseconds(40));
+  d.add_txt("slow.example", "v=spf1 include:i1.slow.example include:i2.slow.example include:i3.slow.example "
+                            "include:i4.slow.example include:i5.slow.example -all");
+  for (int i = 1; i <= 5; ++i) d.add_txt("i" + std::to_string(i) + ".slow.example", "v=spf1 a:a.slow.example -all");
+  d.add_address("a.slow.example", "192.0.2.99");
+  spf::options opts;
+  opts.time_limit = std::chrono::milliseconds(150);
+  auto t0 = std::chrono::steady_clock::now();
+  auto o = mail_from(d, "192.0.2.1", "x@slow.example", "h.example", opts);
+  auto took = std::chrono::steady_clock::now() - t0;
+  CHECK(o.result == status::temperror);
+  CHECK(o.problem.find("time limit") != std::string::npos);
+  CHECK(d.queries() < 11);  // stopped early: the whole check would make 11
+  CHECK(took < std::chrono::seconds(2));  // about 150 ms + one 40 ms answer; slack for a loaded machine
+  opts.time_limit = std::chrono::milliseconds(0);  // no limit: the same check runs to its end
+  d.clear_log();
+  CHECK(mail_from(d, "192.0.2.1", "x@slow.example", "h.example", opts).result == status::fail);
+  CHECK(d.queries() == 11);
+}

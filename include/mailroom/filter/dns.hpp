@@ -9,6 +9,7 @@
 // reports as temporary. Names are taken as fully qualified; a trailing dot is allowed.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -74,8 +75,9 @@ class resolver_dns final : public dns {
 /// Names compare ASCII case-insensitively and a trailing dot is ignored. A name exists (no_data
 /// rather than nxdomain) once anything was added for it, add_name() included. A CNAME is followed
 /// for the other types (at most 8 links; a loop or a longer chain answers servfail). A failure set
-/// with set_error() wins over records of that name and type. Answers complete without suspending
-/// on anything. Not synchronised: configure first, then query from one thread at a time.
+/// with set_error() wins over records of that name and type. Answers come at once, or after the
+/// set_delay() on the awaiting coroutine's executor (a slow server). Not synchronised: configure
+/// first, then query from one thread at a time.
 class static_dns final : public dns {
  public:
   enum class rr { a, aaaa, txt, mx, ptr, cname };
@@ -104,6 +106,12 @@ class static_dns final : public dns {
   static_dns& set_error(std::string_view name, rr type, std::error_code ec);
   /// Queries of every type at `name` fail with `ec`.
   static_dns& set_error(std::string_view name, std::error_code ec);
+
+  /// Every answer waits this long first (zero: none).
+  static_dns& set_delay(std::chrono::milliseconds delay) noexcept {
+    delay_ = delay;
+    return *this;
+  }
 
   /// Queries answered so far (each lookup is one query, CNAME links not counted).
   std::size_t queries() const noexcept { return log_.size(); }
@@ -143,6 +151,7 @@ class static_dns final : public dns {
   static std::string key(std::string_view name);
   std::map<std::string, node> zone_;
   std::vector<query> log_;
+  std::chrono::milliseconds delay_{0};
 };
 
 }  // namespace mailroom::filter

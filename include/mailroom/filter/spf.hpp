@@ -12,8 +12,10 @@
 // `max_terms` terms, macro expansions kept to what a DNS name can use (the rightmost 253 octets
 // survive RFC 7208 7.3's truncation, so a huge sender or a record full of macros costs time linear
 // in its size, never memory beyond a fixed window) and explanations cut at `max_explanation`.
-// In all, one check makes at most about 10 x 11 + 13 DNS queries; how long each may take is the
-// dns implementation's business (net::dns::options::timeout for the real resolver).
+// In all, one check makes at most about 10 x 11 + 13 DNS queries; how long one may take is the
+// dns implementation's business (net::dns::options::timeout for the real resolver), and no query
+// starts once `time_limit` has passed since the check began (temperror, RFC 7208 4.6.4), so a
+// check ends within time_limit plus one query's timeout.
 //
 // Choices where RFC 7208 leaves room: a target name that is no valid DNS name after expansion
 // (empty label, label over 63 octets) matches nothing without a query; void lookups are counted for
@@ -23,6 +25,7 @@
 // a PTR name skip that name; a DNS error on an exchange's address is temperror.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -53,6 +56,7 @@ struct options {
   spf::limits limits;
   std::string receiver = "unknown";  ///< %{r}: the checking host's domain (explanations only)
   std::optional<std::int64_t> now;   ///< %{t} in seconds since 1970; nullopt = the system clock
+  std::chrono::milliseconds time_limit{20000};  ///< for the whole check; zero = none
 };
 
 /// The verdict and what led to it.
