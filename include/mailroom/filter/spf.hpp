@@ -17,12 +17,14 @@
 // starts once `time_limit` has passed since the check began (temperror, RFC 7208 4.6.4), so a
 // check ends within time_limit plus one query's timeout.
 //
-// Choices where RFC 7208 leaves room: a target name that is no valid DNS name after expansion
-// (empty label, label over 63 octets) matches nothing without a query; void lookups are counted for
-// a, mx and exists (an include or redirect without a record is a permerror anyway), not for ptr or
-// %{p} (the client controls its reverse zone);
-// %{p} is looked up once per check and does not count against the 10; DNS errors while validating
-// a PTR name skip that name; a DNS error on an exchange's address is temperror.
+// Choices where RFC 7208 leaves room: a <domain> must be letters, digits, '-' and '_' (a UTF-8
+// name is status::none; callers pass A-labels); a target name that is no valid DNS name after
+// expansion (empty label, label over 63 octets) matches nothing without a query; void lookups are
+// counted for a, mx and exists (an include or redirect without a record is a permerror anyway),
+// not for ptr or %{p} (the client controls its reverse zone); %{p} is looked up once per check
+// and does not count against the 10; a DNS error on the PTR lookup makes ptr match nothing and
+// %{p} "unknown", one while validating a PTR name skips that name; a DNS error on an exchange's
+// address is temperror.
 #pragma once
 
 #include <chrono>
@@ -50,7 +52,6 @@ std::string_view to_string(status s) noexcept;
 
 /// Which identity was checked (RFC 7208 2.3 and 2.4).
 enum class identity { mailfrom, helo };
-
 
 struct options {
   spf::limits limits;
