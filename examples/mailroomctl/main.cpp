@@ -15,6 +15,7 @@
 //   mailroomctl --config FILE fetch add ID --host H --user U --to ADDR [--protocol imap|pop3]
 //       [--port P] [--tls implicit|verify|required|opportunistic|none] [--folder F] [--delete]
 //       [--interval SECONDS]        password from stdin; appended to FILE (mailroomd: restart)
+//   mailroomctl dkim keygen|sign|verify ...                  no configuration; see dkim.cpp
 //
 // Every change is atomic (rename) and durable (fsync) and safe while mailroomd runs; a message
 // in active/ is being delivered and is left alone.
@@ -38,6 +39,7 @@
 #include <asio/io_context.hpp>
 
 #include "../mailroomd/config.hpp"
+#include "dkim.hpp"
 #include "mailroom/auth/passwd_file.hpp"
 #include "mailroom/core/durable.hpp"
 #include "mailroom/core/error.hpp"
@@ -303,6 +305,7 @@ constexpr char const* usage_text =
     "       mailroomctl --config FILE fetch list | run [ID...]\n"
     "       mailroomctl --config FILE fetch add ID --host H --user U --to ADDR [--protocol imap|pop3] [--port P]\n"
     "                  [--tls implicit|verify|required|opportunistic|none] [--folder F] [--delete] [--interval S]\n"
+    "       mailroomctl dkim keygen|sign|verify ...   (mailroomctl dkim --help)\n"
     "SCHEME: SHA512-CRYPT (default), SHA256-CRYPT, BLF-CRYPT (or BCRYPT), YESCRYPT, ARGON2ID, SCRAM-SHA-256\n";
 
 // The --scheme value as the passwd file names it (Dovecot's names, any case); exits 2 if unknown.
@@ -524,6 +527,7 @@ int fetch_cmd(std::string const& config_path, mailroomd::config const& c, std::v
 
 int main(int argc, char** argv) try {
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "dkim") return mailroomctl::dkim_cmd({args.begin() + 1, args.end()});
   if (std::find_if(args.begin(), args.end(), [](auto const& a) { return a == "--help" || a == "-h"; }) != args.end()) {
     std::cout << usage_text;
     return 0;

@@ -81,10 +81,12 @@ class body_canon {
 std::string canonicalize_header(canonicalization c, std::string_view field) {
   if (c == canonicalization::simple) return std::string(field);
   auto const colon = field.find(':');
-  std::string_view name = field.substr(0, colon);
+  std::string_view const name = field.substr(0, colon);
   std::string_view value = colon == std::string_view::npos ? std::string_view() : field.substr(colon + 1);
-  while (!name.empty() && (is_wsp(name.back()) || name.back() == '\r' || name.back() == '\n')) name.remove_suffix(1);
-  std::string out = text::to_lower(name);
+  std::string out;  // the name unfolded, lower case, without the whitespace before the colon
+  for (char ch : name)
+    if (ch != '\r' && ch != '\n') out += text::to_lower(ch);
+  while (!out.empty() && is_wsp(out.back())) out.pop_back();
   if (colon == std::string_view::npos) return out;
   out += ':';
   bool wsp = false, started = false;

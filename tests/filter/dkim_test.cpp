@@ -252,6 +252,8 @@ TEST_CASE("canonicalisation: the examples of RFC 6376 3.4.5") {
   CHECK(dkim::canonicalize_header(canonicalization::relaxed, a) == "a:X");
   CHECK(dkim::canonicalize_header(canonicalization::relaxed, b) == "b:Y Z");
   CHECK(dkim::canonicalize_header(canonicalization::simple, b) == b);
+  CHECK(dkim::canonicalize_header(canonicalization::relaxed, "Sub\r\n ject \t:\r\n  x ") == "sub ject:x");
+  CHECK(dkim::canonicalize_header(canonicalization::relaxed, "No-Colon  ") == "no-colon");
 
   std::string_view const body = " C \r\nD \t E\r\n\r\n\r\n";
   CHECK(dkim::canonicalize_body(canonicalization::relaxed, body) == " C\r\nD E\r\n");
