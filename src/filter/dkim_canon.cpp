@@ -4,6 +4,7 @@
 
 #include <mbedtls/md.h>
 
+#include <cstring>
 #include <stdexcept>
 
 #include "filter/detail/dkim.hpp"
@@ -24,23 +25,37 @@ class body_canon {
   explicit body_canon(canonicalization c) : relaxed_(c == canonicalization::relaxed) {}
 
   void update(std::string_view in, std::string& out) {
-    for (char c : in) {
+    std::size_t i = 0;
+    while (i < in.size()) {
       if (cr_) {
         cr_ = false;
-        if (c == '\n') {
+        if (in[i] == '\n') {
           end_line(out);
+          ++i;
           continue;
         }
-        content('\r', out);
+        content("\r", out);  // a bare CR is content
       }
-      if (c == '\r') cr_ = true;
-      else if (relaxed_ && is_wsp(c)) wsp_ = true;
-      else content(c, out);
+      // The run of ordinary octets up to the next CR (or, relaxed, whitespace) goes out whole.
+      std::size_t j = i;
+      if (relaxed_) {
+        while (j < in.size() && in[j] != '\r' && !is_wsp(in[j])) ++j;
+      } else {
+        auto const* cr = static_cast<char const*>(std::memchr(in.data() + i, '\r', in.size() - i));
+        j = cr ? static_cast<std::size_t>(cr - in.data()) : in.size();
+      }
+      if (j > i) {
+        content(in.substr(i, j - i), out);
+        i = j;
+        continue;
+      }
+      if (in[i++] == '\r') cr_ = true;
+      else wsp_ = true;
     }
   }
 
   void finish(std::string& out) {
-    if (cr_) content('\r', out);
+    if (cr_) content("\r", out);
     cr_ = false;
     if (line_has_content_) end_line(out);
     if (!relaxed_ && !emitted_) out += "\r\n";  // simple: an empty body is one CRLF
@@ -48,14 +63,14 @@ class body_canon {
   }
 
  private:
-  void content(char c, std::string& out) {
+  void content(std::string_view run, std::string& out) {
     if (!line_has_content_) {
       for (; held_ > 0; --held_) out += "\r\n";
       line_has_content_ = true;
     }
     if (wsp_) out += ' ';
     wsp_ = false;
-    out += c;
+    out += run;
   }
   void end_line(std::string& out) {
     if (line_has_content_) {

@@ -6,6 +6,8 @@
 #include <mbedtls/pk.h>
 #include <mbedtls/rsa.h>
 
+#include <mutex>
+
 #include "filter/detail/dkim.hpp"
 #include "mailroom/core/base64.hpp"
 #include "mailroom/filter/dkim.hpp"
@@ -100,6 +102,7 @@ int parse_public(mbedtls_pk_context* pk, std::string_view der) {
 
 struct private_key::impl {
   pk_holder key;
+  std::mutex signing;  // RSA blinding updates the key context on every signature
 };
 
 private_key::private_key(std::unique_ptr<impl> p) : p_(std::move(p)) {}
@@ -165,7 +168,9 @@ std::error_code rsa_verify(std::string_view public_key, std::string_view sha256,
 }
 
 result<std::string> rsa_sign(private_key const& key, std::string_view sha256) {
-  auto* pk = &key.get().key.pk;
+  auto& k = key.get();
+  std::lock_guard lock(k.signing);
+  auto* pk = &k.key.pk;
   std::string sig(MBEDTLS_PK_SIGNATURE_MAX_SIZE, '\0');
   std::size_t len = 0;
   auto* out = reinterpret_cast<unsigned char*>(sig.data());

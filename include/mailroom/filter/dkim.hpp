@@ -243,7 +243,7 @@ std::string format_result(verification const& v);
 // ---------------------------------------------------------------------------------------------
 // Signing
 
-/// An RSA private key loaded through mbedTLS. Thread-compatible: sign from one thread at a time.
+/// An RSA private key loaded through mbedTLS. Signers on several threads may share one.
 class private_key {
  public:
   /// PEM (PKCS#1 "RSA PRIVATE KEY" or PKCS#8 "PRIVATE KEY", unencrypted) holding an RSA key of
@@ -260,6 +260,7 @@ class private_key {
   /// The key record to publish: "v=DKIM1; k=rsa; p=BASE64" (SubjectPublicKeyInfo).
   std::string key_record() const;
 
+  // For the library's own sources.
   struct impl;
   explicit private_key(std::unique_ptr<impl> p);
   impl& get() const noexcept { return *p_; }
