@@ -15,6 +15,7 @@
 
 #include "mailroom/core/base64.hpp"
 #include "mailroom/filter/dkim.hpp"
+#include "mailroom/net/dns/resolver.hpp"
 
 using namespace mailroom;
 namespace dkim = mailroom::filter::dkim;
@@ -439,6 +440,16 @@ TEST_CASE("tampering and key problems give the right result and reason") {
   CHECK(verify_one(msg, found("v=DKIM1; k=rsa; h=sha1; " + record.substr(16))).why == errc::key_type_mismatch);
   CHECK(verify_one(msg, found("v=DKIM1; p=QUJD")).why == errc::bad_key);
   CHECK(verify_one(msg, found("garbage")).status == status::permerror);
+  // What the resolver gives, mapped.
+  namespace dns = net::dns;
+  using lookup = result<std::vector<std::string>>;
+  CHECK(verify_one(msg, dkim::key_answer::from_lookup(lookup(std::vector<std::string>{record}))).status ==
+        status::pass);
+  CHECK(verify_one(msg, dkim::key_answer::from_lookup(lookup(std::vector<std::string>{}))).why == errc::key_not_found);
+  CHECK(verify_one(msg, dkim::key_answer::from_lookup(lookup(fail(dns::errc::nxdomain)))).why == errc::key_not_found);
+  CHECK(verify_one(msg, dkim::key_answer::from_lookup(lookup(fail(dns::errc::no_data)))).why == errc::key_not_found);
+  CHECK(verify_one(msg, dkim::key_answer::from_lookup(lookup(fail(dns::errc::timeout)))).status == status::temperror);
+  CHECK(verify_one(msg, dkim::key_answer::from_lookup(lookup(fail(dns::errc::servfail)))).status == status::temperror);
   // Among several records, the first usable one is the key.
   CHECK(verify_one(msg, {outcome::found, {"not a key", record}}).status == status::pass);
   // t=y is reported; t=s refuses an i= in a subdomain.

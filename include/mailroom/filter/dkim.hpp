@@ -187,6 +187,10 @@ std::string_view to_string(status s) noexcept;
 struct key_answer {
   enum class outcome { found, not_found, temporary_failure } result = outcome::found;
   std::vector<std::string> records;  ///< each record's strings joined, when found
+
+  /// From what net::dns::resolver::txt(key_name) gave: nxdomain, no_data and an empty answer
+  /// are not_found; any other failure is temporary_failure.
+  static key_answer from_lookup(mailroom::result<std::vector<std::string>> const& txt);
 };
 
 struct verification {
