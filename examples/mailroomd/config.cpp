@@ -160,6 +160,72 @@ mailroom::expected<config, std::string> load(std::string const& path) {
       c.fetches.push_back(std::move(f));
     }
   }
+  if (auto f = t["filters"]; f) {
+    auto& fc = c.filters;
+    if (!strings(f["mx"], fc.mx, "mx") || !strings(f["submission"], fc.submission, "submission"))
+      return bad("[filters] mx and submission are lists of filter names");
+    fc.spf_fail = f["spf_fail"].value_or(fc.spf_fail);
+    if (fc.spf_fail != "mark" && fc.spf_fail != "reject") return bad("[filters] spf_fail is mark or reject");
+    fc.dmarc_enforce = f["dmarc_enforce"].value_or(false);
+    fc.public_suffix_list = f["public_suffix_list"].value_or(fc.public_suffix_list);
+    if (!strings(f["dnsbl"], fc.dnsbl_sites, "dnsbl") || !strings(f["dnswl"], fc.dnswl_sites, "dnswl"))
+      return bad("[filters] dnsbl and dnswl are lists of zones");
+    fc.dnsbl_threshold = static_cast<int>(f["dnsbl_threshold"].value_or(std::int64_t{1}));
+    auto delay = f["greylist_delay"].value_or(std::int64_t{300});
+    auto per_ip = f["messages_per_ip_per_hour"].value_or(std::int64_t{0});
+    auto per_sender = f["messages_per_sender_per_hour"].value_or(std::int64_t{0});
+    if (delay < 0 || per_ip < 0 || per_sender < 0 || fc.dnsbl_threshold < 1)
+      return bad("[filters] greylist_delay, rate limits and dnsbl_threshold must not be negative");
+    fc.greylist_delay = static_cast<std::uint64_t>(delay);
+    fc.rate_messages_per_ip = static_cast<std::uint64_t>(per_ip);
+    fc.rate_messages_per_sender = static_cast<std::uint64_t>(per_sender);
+    fc.clamd = f["clamd"].value_or(std::string{});
+    fc.spamd = f["spamd"].value_or(std::string{});
+    fc.rspamd = f["rspamd"].value_or(std::string{});
+    fc.scanners_on_failure = f["scanners_on_failure"].value_or(fc.scanners_on_failure);
+    fc.spam_reject_score = f["spam_reject_score"].value_or(0.0);
+    if (auto* ms = f["milter"].as_array())
+      for (auto const& node : *ms) {
+        auto const* x = node.as_table();
+        if (!x) return bad("[[filters.milter]] entries must be tables");
+        milter_conf m{(*x)["name"].value_or(std::string{}), (*x)["address"].value_or(std::string{}),
+                      (*x)["on_failure"].value_or(std::string("tempfail"))};
+        if (m.name.empty() || m.address.empty()) return bad("[[filters.milter]] needs name and address");
+        if (m.on_failure != "tempfail" && m.on_failure != "accept")
+          return bad("[[filters.milter]] on_failure is tempfail or accept");
+        fc.milters.push_back(std::move(m));
+      }
+    if (auto* ks = f["dkim_key"].as_array())
+      for (auto const& node : *ks) {
+        auto const* x = node.as_table();
+        if (!x) return bad("[[filters.dkim_key]] entries must be tables");
+        dkim_key_conf k{(*x)["domain"].value_or(std::string{}), (*x)["selector"].value_or(std::string{}),
+                        (*x)["key"].value_or(std::string{})};
+        if (k.domain.empty() || k.selector.empty() || k.key_file.empty())
+          return bad("[[filters.dkim_key]] needs domain, selector and key");
+        fc.dkim_keys.push_back(std::move(k));
+      }
+    if (fc.scanners_on_failure != "tempfail" && fc.scanners_on_failure != "accept")
+      return bad("[filters] scanners_on_failure is tempfail or accept");
+    static constexpr std::string_view known[] = {"spf", "dkim", "dmarc", "dnsbl", "greylist", "rate_limit",
+                                                 "clamd", "spamd", "rspamd", "dkim_sign"};
+    for (auto const* chain : {&fc.mx, &fc.submission})
+      for (auto const& name : *chain) {
+        if (name.rfind("milter:", 0) == 0) {
+          auto n = name.substr(7);
+          if (std::none_of(fc.milters.begin(), fc.milters.end(), [&](milter_conf const& m) { return m.name == n; }))
+            return bad("[filters] names milter \"" + n + "\", which no [[filters.milter]] defines");
+          continue;
+        }
+        if (std::find(std::begin(known), std::end(known), name) == std::end(known))
+          return bad("[filters] unknown filter \"" + name + "\"");
+        if ((name == "clamd" && fc.clamd.empty()) || (name == "spamd" && fc.spamd.empty()) ||
+            (name == "rspamd" && fc.rspamd.empty()))
+          return bad("[filters] uses " + name + " without its address");
+        if (name == "dnsbl" && fc.dnsbl_sites.empty()) return bad("[filters] uses dnsbl without dnsbl sites");
+        if (name == "dkim_sign" && fc.dkim_keys.empty()) return bad("[filters] uses dkim_sign without [[filters.dkim_key]]");
+      }
+  }
   if (c.data_dir.empty()) return bad("data_dir is required");
   if (c.local_domains.empty()) return bad("local_domains needs at least one domain");
   if (c.listeners.empty()) return bad("at least one [[listener]] is required");
@@ -256,6 +322,17 @@ std::string dump(config const& c) {
     for (std::size_t i = 0; i < c.fetches.size(); ++i)
       if (!c.fetches[i].ca_file.empty()) fs[i].as_table()->insert("ca_file", c.fetches[i].ca_file);
     t.insert("fetch", fs);
+  }
+  if (!c.filters.mx.empty() || !c.filters.submission.empty()) {
+    toml::table ft;
+    toml::array mx, sub;
+    for (auto const& n : c.filters.mx) mx.push_back(n);
+    for (auto const& n : c.filters.submission) sub.push_back(n);
+    ft.insert("mx", mx);
+    ft.insert("submission", sub);
+    ft.insert("spf_fail", c.filters.spf_fail);
+    ft.insert("dmarc_enforce", c.filters.dmarc_enforce);
+    t.insert("filters", ft);
   }
   if (!c.transports.empty()) {
     toml::array ts;

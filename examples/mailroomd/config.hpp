@@ -55,6 +55,34 @@ struct fetch_account {
   std::uint64_t max_size = 64 * 1024 * 1024;
 };
 
+/// [filters] and the sections of the filters it names (see filters.hpp for their meaning).
+struct milter_conf {
+  std::string name;                  ///< used in the chain as "milter:NAME"
+  std::string address;               ///< "inet:PORT@HOST", "inet6:PORT@HOST" or "unix:/path"
+  std::string on_failure = "tempfail";  ///< tempfail | accept
+};
+struct dkim_key_conf {
+  std::string domain, selector, key_file;  ///< signs mail whose From: is in domain
+};
+struct filters_conf {
+  std::vector<std::string> mx;          ///< chain for mx and lmtp listeners, in order
+  std::vector<std::string> submission;  ///< chain for submission(s) listeners
+  std::string spf_fail = "mark";        ///< mark (headers only) | reject (550 5.7.23 on fail)
+  bool dmarc_enforce = false;           ///< apply p=reject (550 5.7.1) and p=quarantine (hold)
+  std::string public_suffix_list = "/usr/share/publicsuffix/public_suffix_list.dat";
+  std::vector<dkim_key_conf> dkim_keys;
+  std::vector<std::string> dnsbl_sites;  ///< "zone" or "zone=127.0.0.2*3" (postscreen syntax)
+  int dnsbl_threshold = 1;
+  std::vector<std::string> dnswl_sites;  ///< listed clients skip greylisting and the DNSBL verdict
+  std::uint64_t greylist_delay = 300;    ///< seconds
+  std::uint64_t rate_messages_per_ip = 0;       ///< per hour; 0 = no limit
+  std::uint64_t rate_messages_per_sender = 0;   ///< per hour; 0 = no limit
+  std::vector<milter_conf> milters;
+  std::string clamd, spamd, rspamd;      ///< addresses ("unix:/path", "inet:PORT@HOST")
+  std::string scanners_on_failure = "tempfail";
+  double spam_reject_score = 0;          ///< spamd/rspamd: reject above this score (0 = only tag)
+};
+
 struct config {
   std::string hostname = "localhost";
   std::string data_dir;                    ///< queue/ and mail/<user>/Maildir under it
@@ -70,6 +98,7 @@ struct config {
   outbound out;
   std::vector<transport> transports;
   std::vector<fetch_account> fetches;
+  filters_conf filters;
 };
 
 /// The retrieval agent's settings for a [[fetch]] entry ("implicit" verifies the certificate;

@@ -58,6 +58,11 @@ char const* phase_name(int phase) {
 
 std::string format(auth_result const& r) {
   std::string out = r.method + "=" + r.result;
+  if (!r.comment.empty()) {
+    out += " (";
+    for (char c : r.comment) out += (c == '(' || c == ')' || c == '\r' || c == '\n') ? ' ' : c;
+    out += ")";
+  }
   if (!r.reason.empty()) out += " reason=" + quoted(r.reason);
   for (auto const& [k, v] : r.properties) out += " " + k + "=" + (plain_value(v) ? v : quoted(v));
   return out;
@@ -210,10 +215,12 @@ task<chain_session::message_outcome> chain_session::message(std::string_view con
   co_return out;
 }
 
-std::optional<std::string> remove_claimed_results(std::string_view message, std::string_view authserv_id) {
-  static constexpr std::string_view name = "Authentication-Results";
-  std::string out;
-  bool removed = false;
+namespace {
+
+// Calls f(start, end, name, value) for each field of the message's header; stops at the empty
+// line (or the end).
+template <class F>
+std::size_t for_each_field(std::string_view message, F&& f) {
   std::size_t pos = 0;
   while (pos < message.size()) {
     auto eol = message.find("\r\n", pos);
@@ -225,28 +232,51 @@ std::optional<std::string> remove_claimed_results(std::string_view message, std:
       end = next == std::string_view::npos ? message.size() : next + 2;
     }
     auto field = message.substr(pos, end - pos);
-    bool drop = false;
     auto colon = field.find(':');
-    if (colon != std::string_view::npos && iequal(field.substr(0, colon), name)) {
-      auto value = field.substr(colon + 1);
-      auto first = value.find_first_not_of(" \t\r\n");
-      if (first != std::string_view::npos) {
-        value = value.substr(first);
-        drop = value.size() >= authserv_id.size() && iequal(value.substr(0, authserv_id.size()), authserv_id) &&
-               (value.size() == authserv_id.size() ||
-                std::string_view(" \t\r\n;(").find(value[authserv_id.size()]) != std::string_view::npos);
-      }
-    }
-    if (drop) {
-      if (!removed) out.assign(message.substr(0, pos));
-      removed = true;
-    } else if (removed) {
-      out.append(field);
-    }
+    if (colon != std::string_view::npos) f(pos, end, field.substr(0, colon), field.substr(colon + 1));
     pos = end;
   }
+  return pos;
+}
+
+std::string_view trim_front(std::string_view v) {
+  auto first = v.find_first_not_of(" \t\r\n");
+  return first == std::string_view::npos ? std::string_view() : v.substr(first);
+}
+
+}  // namespace
+
+std::optional<std::string> remove_claimed_results(std::string_view message, std::string_view authserv_id) {
+  std::string out;
+  bool removed = false;
+  std::size_t kept_from = 0;  // the first byte not yet copied to out
+  auto end = for_each_field(message, [&](std::size_t start, std::size_t stop, std::string_view name, std::string_view value) {
+    if (!iequal(name, "Authentication-Results")) return;
+    value = trim_front(value);
+    bool const ours = value.size() >= authserv_id.size() && iequal(value.substr(0, authserv_id.size()), authserv_id) &&
+                      (value.size() == authserv_id.size() ||
+                       std::string_view(" \t\r\n;(").find(value[authserv_id.size()]) != std::string_view::npos);
+    if (!ours) return;
+    out.append(message.substr(kept_from, start - kept_from));
+    kept_from = stop;
+    removed = true;
+  });
+  (void)end;
   if (!removed) return std::nullopt;
-  out.append(message.substr(pos));
+  out.append(message.substr(kept_from));
+  return out;
+}
+
+std::vector<std::string> header_values(std::string_view message, std::string_view name) {
+  std::vector<std::string> out;
+  for_each_field(message, [&](std::size_t, std::size_t, std::string_view n, std::string_view value) {
+    if (!iequal(n, name)) return;
+    std::string v;
+    for (char c : trim_front(value))
+      if (c != '\r' && c != '\n') v += c;
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.pop_back();
+    out.push_back(std::move(v));
+  });
   return out;
 }
 

@@ -159,7 +159,7 @@ verdict with_header(std::string h) {
 
 TEST_CASE("filters see every phase in order; results become one Authentication-Results under Received:") {
   scripted spf, body;
-  spf.results_at_mail.push_back({"spf", "pass", "", {{"smtp.mailfrom", "example.org"}}});
+  spf.results_at_mail.push_back({"spf", "pass", "", {{"smtp.mailfrom", "example.org"}}, ""});
   spf.answers["mail"] = with_header("Received-SPF: pass (test) client-ip=192.0.2.1");
   body.wants = true;
   body.answers["message"] = with_header("X-Scanned: yes");
@@ -298,7 +298,7 @@ TEST_CASE("quarantine holds, discard drops with 250, replace_message rewrites") 
 }
 
 TEST_CASE("Authentication-Results formatting and removal of claims in our name") {
-  flt::auth_result r{"dkim", "fail", "body hash mismatch", {{"header.d", "example.org"}, {"header.b", "abc/+="}}};
+  flt::auth_result r{"dkim", "fail", "body hash mismatch", {{"header.d", "example.org"}, {"header.b", "abc/+="}}, ""};
   CHECK(flt::format(r) == "dkim=fail reason=\"body hash mismatch\" header.d=example.org header.b=\"abc/+=\"");
   std::vector<flt::auth_result> none;
   CHECK(flt::authentication_results_header("mx.example", none) == "Authentication-Results: mx.example; none\r\n");
@@ -313,4 +313,12 @@ TEST_CASE("Authentication-Results formatting and removal of claims in our name")
   cleaned = flt::remove_claimed_results("Authentication-Results: mx.example (x); dkim=pass", "mx.example");
   REQUIRE(cleaned);
   CHECK(cleaned->empty());
+}
+
+TEST_CASE("header_values: every field of a name, unfolded, only from the header") {
+  std::string const m = "From: a@example.org\r\nTo: x\r\nfrom:\r\n  b@example.net \r\n\r\nFrom: body@example.com\r\n";
+  CHECK(flt::header_values(m, "From") == std::vector<std::string>{"a@example.org", "b@example.net"});
+  CHECK(flt::header_values(m, "Cc").empty());
+  flt::auth_result r{"dmarc", "fail", "", {{"header.from", "example.org"}}, "p=reject (dis=none)"};
+  CHECK(flt::format(r) == "dmarc=fail (p=reject  dis=none ) header.from=example.org");
 }

@@ -43,6 +43,7 @@ struct auth_result {
   std::string result;  ///< "pass", "fail", "none", ...
   std::string reason;  ///< optional, becomes reason="..."
   std::vector<std::pair<std::string, std::string>> properties;  ///< {"smtp.mailfrom", "example.org"}
+  std::string comment;  ///< optional, becomes "(...)" after the result
 };
 
 /// "spf=pass smtp.mailfrom=example.org"; values that are not RFC 2045 tokens are quoted.
@@ -150,5 +151,9 @@ class chain_session {
 /// Removes every `name` header field of the message's header whose value starts with `authserv_id`
 /// (RFC 8601 5: a claim from outside that looks like ours). Returns nullopt when none was there.
 std::optional<std::string> remove_claimed_results(std::string_view message, std::string_view authserv_id);
+
+/// The values of every `name` field (any case) in the message's header, in order, unfolded
+/// (line breaks removed), leading white space trimmed.
+std::vector<std::string> header_values(std::string_view message, std::string_view name);
 
 }  // namespace mailroom::filter
