@@ -15,6 +15,7 @@ namespace {
 std::string without_b_value(std::string_view field, limits const& lim) {
   auto const colon = field.find(':');
   auto tags = parse_tag_list(field.substr(colon + 1), lim);
+  if (!tags) return std::string(field);  // not reached: the field parsed as a signature
   for (auto const& t : *tags)
     if (t.name == "b") {
       auto const at = static_cast<std::size_t>(t.value.data() - field.data());

@@ -402,6 +402,11 @@ TEST_CASE("signing: h= lists present fields, From oversigned, t= x= i= l=") {
   dkim::signer s2(options(), test_key());
   s2.feed("To: x@example.net\r\n\r\nbody\r\n");
   CHECK(s2.finish().error() == errc::no_from);
+  dkim::limits few;
+  few.max_header_fields = 3;
+  dkim::signer s4(options(), test_key(), few);
+  s4.feed(plain_message);
+  CHECK(s4.finish().error() == errc::too_many_fields);
   bad = options();
   bad.domain = "bad domain";
   dkim::signer s3(bad, test_key());
