@@ -229,9 +229,12 @@ class verifier {
   std::vector<entry> const& signatures() const noexcept;
   bool header_complete() const noexcept;
 
-  /// Evaluates signature `index` with the key lookup's answer. Call after finish(). Signatures
-  /// that did not parse give permerror without a key; those past limits::max_signatures give
-  /// neutral (errc::too_many_signatures).
+  /// Evaluates signature `index` with the key lookup's answer. Call after finish().
+  /// pass; fail: body_hash_mismatch or signature_mismatch; neutral: unsupported_algorithm
+  /// (Ed25519) or too_many_signatures (past limits::max_signatures); policy: key_too_small;
+  /// temperror: the lookup failed for now; permerror: everything else (the signature did not
+  /// parse or expired, rsa-sha1, no key, revoked or unusable key, l= beyond the body, a header
+  /// over the limits). The reason names the errc.
   verification verify(std::size_t index, key_answer const& key) const;
 
  private:
