@@ -24,16 +24,16 @@ constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
 class local_stream final : public net::stream {
  public:
   explicit local_stream(asio::local::stream_protocol::socket s)
-      : sock_(std::move(s)), timer_(sock_.get_executor()) {}
+      : sock_(std::move(s)), read_timer_(sock_.get_executor()), write_timer_(sock_.get_executor()) {}
   ~local_stream() override { close(); }
 
   executor get_executor() override { return sock_.get_executor(); }
 
   task<result<std::size_t>> read_some(std::span<char> buf) override {
     using namespace asio::experimental::awaitable_operators;
-    timer_.expires_after(limits_.read);
+    read_timer_.expires_after(limits_.read);
     auto r = co_await (sock_.async_read_some(asio::buffer(buf.data(), buf.size()), use_tuple) ||
-                       timer_.async_wait(use_tuple));
+                       read_timer_.async_wait(use_tuple));
     if (r.index() == 1) co_return fail(net::errc::timeout);
     auto [ec, n] = std::get<0>(r);
     if (ec) co_return fail(ec == asio::error::eof || ec == asio::error::connection_reset ? make_error_code(net::errc::eof) : ec);
@@ -42,9 +42,9 @@ class local_stream final : public net::stream {
 
   task<result<void>> write(std::span<char const> data) override {
     using namespace asio::experimental::awaitable_operators;
-    timer_.expires_after(limits_.write);
+    write_timer_.expires_after(limits_.write);
     auto r = co_await (asio::async_write(sock_, asio::buffer(data.data(), data.size()), use_tuple) ||
-                       timer_.async_wait(use_tuple));
+                       write_timer_.async_wait(use_tuple));
     if (r.index() == 1) co_return fail(net::errc::timeout);
     auto [ec, n] = std::get<0>(r);
     if (ec) co_return fail(ec == asio::error::broken_pipe || ec == asio::error::connection_reset ? make_error_code(net::errc::eof) : ec);
@@ -59,7 +59,8 @@ class local_stream final : public net::stream {
   }
   void close() noexcept override {
     std::error_code ignored;
-    timer_.cancel();
+    read_timer_.cancel();
+    write_timer_.cancel();
     sock_.close(ignored);
   }
   void cancel() noexcept override {
@@ -70,7 +71,8 @@ class local_stream final : public net::stream {
 
  private:
   asio::local::stream_protocol::socket sock_;
-  asio::steady_timer timer_;  // one operation at a time: the session never reads and writes at once
+  asio::steady_timer read_timer_;
+  asio::steady_timer write_timer_;
   net::timeouts limits_;
 };
 
@@ -208,13 +210,17 @@ task<result<void>> client::send(std::string const& bytes) {
   co_return result<void>{};
 }
 
+// The deadline covers the whole packet, however the milter dribbles it out.
 task<result<packet>> client::read_packet(std::chrono::milliseconds deadline) {
   std::array<char, 16384> buf;
+  auto const until = std::chrono::steady_clock::now() + deadline;
   for (;;) {
     auto p = reader_.next();
     if (!p) co_return fail(broken(p.error()));
     if (*p) co_return std::move(**p);
-    stream_->set_timeouts(net::timeouts{deadline, opts_.limits.command});
+    auto const left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    if (left.count() <= 0) co_return fail(broken(make_error_code(net::errc::timeout)));
+    stream_->set_timeouts(net::timeouts{left, opts_.limits.command});
     auto n = co_await stream_->read_some(std::span<char>(buf));
     if (!n) co_return fail(broken(n.error()));
     reader_.feed(std::string_view(buf.data(), *n));
@@ -444,7 +450,8 @@ task<result<verdict>> client::unknown(std::string_view command_line, macro_list 
   if (failed_) co_return fail(failed_);
   if (auto s = settled(false)) co_return *s;
   if (neg_.protocol & proto::no_unknown) co_return verdict{};
-  auto mp = macro_packet(stage::connect, cmd::unknown, m);  // no list of its own: the connect list applies
+  // No stage has a macro list for unknown commands: every macro given is sent.
+  auto mp = m.empty() ? result<std::string>(std::string()) : encode_macros(cmd::unknown, m);
   auto c = encode_unknown(command_line);
   if (!mp || !c) co_return fail(mailroom::errc::invalid_argument);
   auto const packets = *mp + *c;

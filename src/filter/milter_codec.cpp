@@ -279,19 +279,18 @@ result<response> decode_response(packet const& p) {
     }
     case rsp::addrcpt_par:
     case rsp::chgfrom: {
-      // address\0 then ESMTP arguments\0; libmilter omits the arguments of chgfrom when there are none.
+      // address\0 then ESMTP arguments\0; libmilter omits the arguments when there are none.
       auto addr = f.str();
       if (!addr) return malformed();
       modification m;
       m.what = p.command == rsp::chgfrom ? k::change_from : k::add_rcpt;
       m.name = std::move(*addr);
+      m.with_args = p.command == rsp::addrcpt_par;
       if (!f.done()) {
         auto args = f.str();
         if (!args || !f.done()) return malformed();
         m.value = std::move(*args);
         m.with_args = true;
-      } else if (p.command == rsp::addrcpt_par) {
-        return malformed();
       }
       return response(std::move(m));
     }

@@ -287,6 +287,10 @@ TEST_CASE("every response survives encode, frame and decode") {
     REQUIRE(d);
     CHECK(*d == r);
   }
+  // libmilter leaves out empty ESMTP arguments.
+  auto par = decode_bytes(raw_packet('2', std::string("<a@b>") + '\0'));
+  REQUIRE(par);
+  CHECK(std::get<modification>(*par) == modification{modification::kind::add_rcpt, 0, "<a@b>", "", true});
   // A replycode whose text libmilter builds itself, multi-line with CRLF.
   auto d = decode_bytes(raw_packet('y', std::string("550-5.7.1 first\r\n550 5.7.1 second") + '\0'));
   REQUIRE(d);
@@ -307,7 +311,7 @@ TEST_CASE("hostile responses are refused with a clear error") {
       {raw_packet('i', "\0\0\0"), mf::errc::malformed_packet},                     // index truncated
       {raw_packet('m', be32(1) + "Subject" + z), mf::errc::malformed_packet},     // no value
       {raw_packet('+', ""), mf::errc::malformed_packet},
-      {raw_packet('2', "<a@b>" + z), mf::errc::malformed_packet},                 // addrcpt_par needs its arguments
+      {raw_packet('2', "<a@b>" + z + "A=1" + z + "x"), mf::errc::malformed_packet},  // a third field
       {raw_packet('l', be32(9) + "i" + z), mf::errc::malformed_packet},           // no such stage
       {raw_packet('y', "250 2.0.0 fine" + z), mf::errc::bad_reply_code},          // not 4xx/5xx
       {raw_packet('y', "hello" + z), mf::errc::bad_reply_code},
@@ -749,6 +753,38 @@ TEST_CASE("a Unix socket milter, and QUIT_NC to reuse the connection") {
   io.restart();
   for (int i = 0; i < 200 && sc->commands().size() < 6; ++i) io.run_one_for(10ms);
   CHECK(sc->commands() == "CMAKCQ");
+}
+
+TEST_CASE("a Unix socket milter that never answers times out") {
+  testing::temp_dir dir;
+  std::string path = dir.path() + "/silent.sock";
+  asio::io_context io;
+  asio::local::stream_protocol::acceptor acc(io, asio::local::stream_protocol::endpoint(path));
+  asio::local::stream_protocol::socket held(io);
+  acc.async_accept(held, [](std::error_code) {});
+  client_options o;
+  o.limits.command = 200ms;
+  auto start = std::chrono::steady_clock::now();
+  auto r = testing::run(io, client::connect(io.get_executor(), "unix:" + path, o));
+  REQUIRE(!r);
+  CHECK(r.error() == net::errc::timeout);
+  CHECK(std::chrono::steady_clock::now() - start < 2s);
+}
+
+TEST_CASE("the deadline covers a whole packet, however slowly it arrives") {
+  harness h;
+  h.opts.limits.command = 300ms;
+  h.sc->gap = 100ms;
+  h.sc->answer = [](packet const& p, script& s) -> std::vector<std::string> {
+    if (p.command != cmd::helo) return s.default_answer(p);
+    std::string const v = cont();
+    std::vector<std::string> bytes;
+    for (char c : v) bytes.emplace_back(1, c);  // five pieces 100 ms apart: 500 ms in all
+    return bytes;
+  };
+  auto r = h.session([](client& c) -> task<result<verdict>> { co_return co_await c.helo("h"); });
+  REQUIRE(!r);
+  CHECK(r.error() == net::errc::timeout);
 }
 
 TEST_CASE("socket specifications") {
