@@ -563,6 +563,32 @@ TEST_CASE("verdicts and their scope") {
   CHECK(h.sc->commands() == "MRRRAMMQ");
 }
 
+TEST_CASE("SMFIR_SETSYMLIST changes a stage's macro list; SMFIR_CONN_FAIL ends the connection") {
+  harness h;
+  h.sc->neg.actions = actions::set_symlist;
+  h.sc->answer = [](packet const& p, script& s) -> std::vector<std::string> {
+    if (p.command == cmd::mail) return {encode_response(symlist{static_cast<std::uint32_t>(stage::rcpt), "{rcpt_addr}"}) + cont()};
+    if (p.command == cmd::data) return {encode_response(verdict{action::connection_failure, {}})};
+    return s.default_answer(p);
+  };
+  h.session([](client& c) -> task<bool> {
+    REQUIRE(co_await c.mail("<a@b>"));
+    macros const m = {{"{rcpt_mailer}", "local"}, {"{rcpt_addr}", "c@d"}};
+    REQUIRE(co_await c.rcpt("<c@d>", {}, m));
+    auto d = co_await c.data();
+    CHECK(d->act == action::connection_failure);
+    auto later = co_await c.end_of_message();
+    CHECK(later->final.act == action::connection_failure);
+    peer const nobody;
+    auto again = co_await c.on_connect("h", nobody);
+    CHECK(again->act == action::connection_failure);
+    co_return true;
+  });
+  h.settle();
+  CHECK(h.sc->commands() == "MDRTQ");
+  CHECK(nul_fields(h.sc->of('D')[0].data) == std::vector<std::string>{"R{rcpt_addr}", "c@d"});
+}
+
 TEST_CASE("a reject at connect settles the whole connection") {
   harness h;
   h.sc->answer = [](packet const& p, script& s) -> std::vector<std::string> {

@@ -13,17 +13,26 @@
 // end the field early and shift the rest of the packet).
 //
 // Session contract (client): one call per SMTP phase, in SMTP order, each returning the milter's
-// verdict as a value. Steps the milter asked to skip (SMFIP_NO*) are not sent and give
-// action::continue_; steps it does not answer (SMFIP_NR_*) are sent and give continue_ without
-// waiting. Every read has a deadline (timeouts: command, end_of_message; connect for the socket);
-// an SMFIR_PROGRESS restarts the end-of-message deadline. Any error (the milter unreachable,
-// timing out, closing, violating the protocol, asking to shut down) leaves the client unusable:
-// the caller applies its failure policy (failure_verdict()) for the rest of the SMTP connection.
+// verdict as a value; string arguments need only live until the call completes. Steps the milter
+// asked to skip (SMFIP_NO*) are not sent and give action::continue_; steps it does not answer
+// (SMFIP_NR_*) are sent and give continue_ without waiting. Macros given for a step go in an
+// SMFIC_MACRO packet before it, only those the milter listed for that stage if it sent a list
+// (names match with or without braces); none given, no packet. Every response packet has a
+// deadline however it is split (timeouts: command, end_of_message; connect for the socket; a host
+// name is resolved without one, so configure an address); an SMFIR_PROGRESS restarts the
+// end-of-message deadline, within end_of_message_total. Modifications are accepted only at end of
+// message and only for actions the milter negotiated. Any error leaves the client unusable: the
+// milter unreachable (the socket's error), timing out (net::errc::timeout), closing
+// (net::errc::eof), breaking the protocol or asking to shut down (errc values); the caller applies
+// its failure policy (failure_verdict()) for the rest of the SMTP connection.
 //
-// Verdict semantics (as in Sendmail): at connect/helo, accept or reject concern the whole SMTP
-// connection; at mail, data, header, eoh and body they concern the message; at rcpt, reject and
-// tempfail (and a reply) concern only that recipient, discard the whole message. After an accept
-// or a final verdict the client sends nothing more for that scope and answers with the same verdict.
+// Verdict semantics (as in Sendmail): at connect, accept, reject, tempfail and a reply concern the
+// whole SMTP connection; at helo, accept does and a refusal concerns that HELO; at mail, data,
+// header, eoh and body they concern the message; at rcpt, reject, tempfail and a reply concern
+// only that recipient, accept and discard the message; at unknown, that command. After a verdict
+// that settles a scope the client sends nothing more for it and answers with the same verdict
+// (a message scope ends with end_of_message, abort or the next mail). connection_failure settles
+// the connection.
 #pragma once
 
 #include <array>
