@@ -19,6 +19,7 @@ namespace mailroom::filter::milter {
 namespace {
 
 constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
+using steady = std::chrono::steady_clock;
 
 // net::stream over a Unix-domain socket; each operation races a timer.
 class local_stream final : public net::stream {
@@ -211,14 +212,13 @@ task<result<void>> client::send(std::string const& bytes) {
 }
 
 // The deadline covers the whole packet, however the milter dribbles it out.
-task<result<packet>> client::read_packet(std::chrono::milliseconds deadline) {
+task<result<packet>> client::read_packet(steady::time_point until) {
   std::array<char, 16384> buf;
-  auto const until = std::chrono::steady_clock::now() + deadline;
   for (;;) {
     auto p = reader_.next();
     if (!p) co_return fail(broken(p.error()));
     if (*p) co_return std::move(**p);
-    auto const left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    auto const left = std::chrono::duration_cast<std::chrono::milliseconds>(until - steady::now());
     if (left.count() <= 0) co_return fail(broken(make_error_code(net::errc::timeout)));
     stream_->set_timeouts(net::timeouts{left, opts_.limits.command});
     auto n = co_await stream_->read_some(std::span<char>(buf));
@@ -227,8 +227,8 @@ task<result<packet>> client::read_packet(std::chrono::milliseconds deadline) {
   }
 }
 
-task<result<response>> client::read_response(std::chrono::milliseconds deadline) {
-  auto p = co_await read_packet(deadline);
+task<result<response>> client::read_response(steady::time_point until) {
+  auto p = co_await read_packet(until);
   if (!p) co_return fail(p.error());
   auto r = decode_response(*p);
   if (!r) co_return fail(broken(r.error()));
@@ -243,7 +243,7 @@ task<result<response>> client::read_response(std::chrono::milliseconds deadline)
 task<result<void>> client::negotiate() {
   auto offer = encode_optneg(protocol_version, opts_.actions, opts_.protocol);
   if (auto r = co_await send(offer); !r) co_return r;
-  auto p = co_await read_packet(opts_.limits.command);
+  auto p = co_await read_packet(steady::now() + opts_.limits.command);
   if (!p) co_return fail(p.error());
   auto n = decode_negotiation(*p);
   if (!n) co_return fail(broken(n.error()));
@@ -270,8 +270,9 @@ result<std::string> client::macro_packet(stage s, char command, macro_list m) co
 task<result<verdict>> client::step(std::string const& packets, std::uint32_t nr_flag) {
   if (auto r = co_await send(packets); !r) co_return fail(r.error());
   if (neg_.protocol & nr_flag) co_return verdict{};
+  auto const until = steady::now() + opts_.limits.command;  // for the verdict and any symlist before it
   for (;;) {
-    auto r = co_await read_response(opts_.limits.command);
+    auto r = co_await read_response(until);
     if (!r) co_return fail(r.error());
     if (std::holds_alternative<symlist>(*r)) continue;
     auto v = std::get_if<verdict>(&*r);
@@ -388,8 +389,9 @@ task<result<verdict>> client::body(std::string_view chunk) {
     append_packet(p, cmd::body, chunk.substr(i, max_body_chunk));
     if (auto r = co_await send(p); !r) co_return fail(r.error());
     if (neg_.protocol & proto::nr_body) continue;
+    auto const until = steady::now() + opts_.limits.command;
     for (;;) {
-      auto r = co_await read_response(opts_.limits.command);
+      auto r = co_await read_response(until);
       if (!r) co_return fail(r.error());
       if (std::holds_alternative<symlist>(*r)) continue;
       auto v = std::get_if<verdict>(&*r);
@@ -420,12 +422,12 @@ task<result<outcome>> client::end_of_message(macro_list m) {
   if (auto r = co_await send(packets); !r) co_return fail(r.error());
   outcome out;
   std::size_t body_octets = 0;
-  auto const give_up = std::chrono::steady_clock::now() + opts_.limits.end_of_message_total;
+  auto const give_up = steady::now() + opts_.limits.end_of_message_total;
+  auto until = std::min(give_up, steady::now() + opts_.limits.end_of_message);
   for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(give_up - std::chrono::steady_clock::now());
-    if (left.count() <= 0) co_return fail(broken(make_error_code(net::errc::timeout)));
-    auto r = co_await read_response(std::min(left, opts_.limits.end_of_message));
+    auto r = co_await read_response(until);
     if (!r) co_return fail(r.error());
+    if (std::holds_alternative<progress>(*r)) until = std::min(give_up, steady::now() + opts_.limits.end_of_message);
     if (std::holds_alternative<progress>(*r) || std::holds_alternative<symlist>(*r)) continue;
     if (auto mod = std::get_if<modification>(&*r)) {
       if (!(neg_.actions & needed_action(*mod))) co_return fail(broken(make_error_code(errc::unexpected_response)));

@@ -811,6 +811,19 @@ TEST_CASE("the deadline covers a whole packet, however slowly it arrives") {
   auto r = h.session([](client& c) -> task<result<verdict>> { co_return co_await c.helo("h"); });
   REQUIRE(!r);
   CHECK(r.error() == net::errc::timeout);
+
+  // Nor do packets that are not the verdict (macro lists, over and over) extend it.
+  harness endless;
+  endless.opts.limits.command = 300ms;
+  endless.sc->neg.actions = actions::set_symlist;
+  endless.sc->gap = 50ms;
+  endless.sc->answer = [](packet const& p, script& s) -> std::vector<std::string> {
+    if (p.command != cmd::helo) return s.default_answer(p);
+    return std::vector<std::string>(20, encode_response(symlist{0, "j"}));
+  };
+  auto e = endless.session([](client& c) -> task<result<verdict>> { co_return co_await c.helo("h"); });
+  REQUIRE(!e);
+  CHECK(e.error() == net::errc::timeout);
 }
 
 TEST_CASE("socket specifications") {

@@ -313,8 +313,8 @@ class client {
   task<result<verdict>> step(std::string const& packets, std::uint32_t nr_flag);
   task<result<verdict>> message_step(std::string const& packets, std::uint32_t nr_flag);
   std::optional<verdict> settled(bool message_scope) const;
-  task<result<packet>> read_packet(std::chrono::milliseconds deadline);
-  task<result<response>> read_response(std::chrono::milliseconds deadline);
+  task<result<packet>> read_packet(std::chrono::steady_clock::time_point until);
+  task<result<response>> read_response(std::chrono::steady_clock::time_point until);
   result<std::string> macro_packet(stage s, char command, macro_list m) const;
   task<result<void>> send(std::string const& bytes);
   std::error_code broken(std::error_code ec);
