@@ -341,7 +341,8 @@ struct applied {
   std::optional<std::string> quarantine;                          ///< reason
 };
 
-/// Applies modifications in order to message (header block + CRLF CRLF + body). Header changes
+/// Applies modifications in order to message (header block + CRLF CRLF + body, CRLF line ends as
+/// mailroom stores messages; header lines are rewritten with CRLF). Header changes
 /// follow Sendmail: insert_header index counts all headers (past the end appends); change_header
 /// index is the 1-based occurrence of that name (0 is taken as 1), an empty value deletes it, a
 /// missing occurrence with a value appends it. leading_space: values are used as sent ("Name:" +
