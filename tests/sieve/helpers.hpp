@@ -10,6 +10,15 @@
 #include "mailroom/sieve/script.hpp"
 #include "mailroom/sieve/vacation_store.hpp"
 
+template <>
+struct doctest::StringMaker<std::vector<std::string>> {
+  static String convert(std::vector<std::string> const& v) {
+    std::string out = "{";
+    for (auto const& s : v) out += (out.size() > 1 ? ", " : "") + ("[" + s + "]");
+    return (out + "}").c_str();
+  }
+};
+
 namespace mailroom::sieve::testing {
 
 inline std::string const default_message =
