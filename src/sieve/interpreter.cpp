@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <optional>
 #include <unordered_map>
+#include <utility>
 
 #include "mailroom/core/text.hpp"
 #include "mailroom/mime/address.hpp"
@@ -50,6 +51,12 @@ std::string join_flags(std::vector<std::string> const& f) {
 }
 
 std::string lower(std::string_view s) { return text::to_lower(s); }
+
+// Local parts are case-sensitive (RFC 5321 2.4), domains are not.
+bool same_address(std::string_view a, std::string_view b) {
+  auto at_a = a.rfind('@'), at_b = b.rfind('@');
+  return at_a == at_b && a.substr(0, at_a) == b.substr(0, at_b) && text::iequals(a.substr(at_a), b.substr(at_b));
+}
 
 class runner {
  public:
@@ -432,7 +439,7 @@ class runner {
       implicit_keep_ = false;
     } else if (c == "discard") {
       implicit_keep_ = false;
-      discarded_ = true;
+      if (!std::exchange(discarded_, true)) actions_.push_back(discard_action{});
     } else if (c == "fileinto") {
       std::string mailbox = expand(str(n.positional[0]));
       if (mailbox.empty()) fail(errc::runtime_error, "fileinto: empty mailbox name");
@@ -443,7 +450,7 @@ class runner {
       if (!detail::valid_mail_address(addr)) fail(errc::runtime_error, "redirect: invalid address \"" + addr + "\"");
       bool dup = false;
       for (auto& a : actions_)
-        if (auto* r = std::get_if<redirect_action>(&a); r && text::iequals(r->address, addr)) {
+        if (auto* r = std::get_if<redirect_action>(&a); r && same_address(r->address, addr)) {
           r->copy = r->copy && n.has(":copy");
           dup = true;
         }
@@ -459,6 +466,7 @@ class runner {
         if (std::holds_alternative<reject_action>(a)) fail(errc::action_conflict, "more than one reject/ereject");
       count_action();
       actions_.push_back(reject_action{expand(str(n.positional[0])), c == "ereject"});
+      reject_line_ = n.line;
       implicit_keep_ = false;
     } else if (c == "set") {
       set_command(n);
@@ -562,10 +570,10 @@ class runner {
     v.mime = n.has(":mime");
     if (argument const* a = n.tag(":subject")) v.subject = expand(str(*a));
     if (argument const* a = n.tag(":from")) v.from = expand(str(*a));
-    if (argument const* a = n.tag(":seconds")) v.period = static_cast<std::int64_t>(std::min<std::uint64_t>(a->number, 90ull * 86400));
+    if (argument const* a = n.tag(":seconds")) v.period = static_cast<std::int64_t>(std::min<std::uint64_t>(a->number, 60ull * 86400));
     else {
       std::uint64_t days = 7;
-      if (argument const* d = n.tag(":days")) days = std::clamp<std::uint64_t>(d->number, 1, 90);
+      if (argument const* d = n.tag(":days")) days = std::clamp<std::uint64_t>(d->number, 1, 60);
       v.period = static_cast<std::int64_t>(days) * 86400;
     }
     if (argument const* a = n.tag(":handle")) v.handle = expand(str(*a));
@@ -607,11 +615,10 @@ class runner {
       for (auto const& a : actions_)
         if (std::holds_alternative<keep_action>(a) || std::holds_alternative<fileinto_action>(a) ||
             std::holds_alternative<redirect_action>(a) || std::holds_alternative<vacation_action>(a)) {
-          line_ = 0;
+          line_ = reject_line_;
           fail(errc::action_conflict, "reject/ereject conflicts with " + describe(a));
         }
     }
-    if (discarded_ && actions_.empty()) actions_.push_back(discard_action{});
     if (implicit_keep_) {
       bool kept = std::any_of(actions_.begin(), actions_.end(), [](action const& a) {
         auto* f = std::get_if<fileinto_action>(&a);
@@ -634,7 +641,7 @@ class runner {
   std::size_t action_count_ = 0, redirects_ = 0;
   bool implicit_keep_ = true, discarded_ = false, stopped_ = false, vacation_seen_ = false;
   std::optional<std::string> vacation_key_;
-  unsigned line_ = 0;
+  unsigned line_ = 0, reject_line_ = 0;
 };
 
 std::string quote(std::string_view s) {

@@ -437,7 +437,9 @@ class compiler {
       next();
       std::vector<node> body;
       while (tok_.kind != token::rbrace) {
-        if (tok_.kind == token::end) fail_at(errc::syntax, n.line, n.column, "block of \"" + n.name + "\" is not closed");
+        if (tok_.kind == token::end)
+          fail_here(errc::syntax, "expected '}' to close the block of \"" + n.name + "\" from line " + std::to_string(n.line) +
+                                      " but found end of script");
         body.push_back(command(depth + 1, false));
       }
       next();

@@ -9,7 +9,7 @@
 //   (RFC 5228 2.7.2); the address test reads addresses with mime::parse_address_list. The body
 //   test decodes transfer encodings and text/* charsets to UTF-8 (RFC 5173), except :raw.
 // - The actions come out in script order, duplicates removed (fileinto/keep to the same mailbox,
-//   redirect to the same address); an implicit keep still in force comes last, marked implicit.
+//   redirect to the same address, local part compared exactly); an implicit keep still in force comes last, marked implicit.
 // - On a runtime error (a limit crossed, conflicting actions such as reject with fileinto, an
 //   invalid redirect address built from variables), the result holds the diagnostic and exactly
 //   one action, the implicit keep, as RFC 5228 section 2.10.6 asks.
@@ -71,7 +71,7 @@ struct reject_action {
   std::string reason;
   bool extended = false;  ///< ereject: refuse at the SMTP/LMTP level if still possible
 };
-struct discard_action {};
+struct discard_action {};  ///< discard ran: nothing to do but log it (the implicit keep is cancelled)
 struct vacation_action {
   std::string to;         ///< the envelope sender to answer
   std::string from;       ///< :from, or empty for the recipient's address
@@ -81,7 +81,7 @@ struct vacation_action {
   std::string in_reply_to;  ///< the original Message-ID, empty when none
   std::string references;   ///< the original References plus its Message-ID
   std::string handle;       ///< as tracked in the vacation store
-  std::int64_t period = 0;  ///< seconds (from :days or :seconds)
+  std::int64_t period = 0;  ///< seconds: :seconds, or :days (default 7) x 86400; 1 to 60 days
 };
 
 using action = std::variant<keep_action, fileinto_action, redirect_action, reject_action, discard_action, vacation_action>;

@@ -1,0 +1,1 @@
+redirect "archive@example.org"; redirect "archive@example.org";

@@ -1,0 +1,1 @@
+require "reject"; if header :contains "subject" "present" { reject "I do not accept presents"; }

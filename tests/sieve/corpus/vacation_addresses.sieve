@@ -1,0 +1,3 @@
+# message: multipart.eml
+require "vacation";
+vacation :addresses ["roadrunner@acme.example.com"] "I am away";

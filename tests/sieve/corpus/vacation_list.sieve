@@ -1,0 +1,3 @@
+# message: list.eml
+require "vacation";
+vacation "I am away";

@@ -1,0 +1,3 @@
+# message: multipart.eml
+require "vacation";
+vacation "I am away";

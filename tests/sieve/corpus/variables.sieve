@@ -1,0 +1,11 @@
+require ["variables", "fileinto"];
+set "a" "juMBlEd lETteRS";
+set :length "len" "${a}";
+set :lower "low" "${a}";
+set :upperfirst :lower "uf" "${a}";
+set :quotewildcard "qw" "Rock*";
+fileinto "${len}";
+fileinto "${low}";
+fileinto "${uf}";
+fileinto "${qw}";
+fileinto "x${undefined}y";
