@@ -5,7 +5,7 @@
 #include <fstream>
 
 #include "mailroom/sieve/vacation_store.hpp"
-#include "support/helpers.hpp"
+#include <unistd.h>
 
 using namespace mailroom::sieve;
 
