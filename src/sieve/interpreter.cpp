@@ -52,6 +52,17 @@ std::string join_flags(std::vector<std::string> const& f) {
 
 std::string lower(std::string_view s) { return text::to_lower(s); }
 
+// A quoted local part ("john doe"@x) as the text it stands for: john doe.
+std::string unquote(std::string const& local) {
+  if (local.size() < 2 || local.front() != '"' || local.back() != '"') return local;
+  std::string out;
+  for (std::size_t i = 1; i + 1 < local.size(); ++i) {
+    if (local[i] == '\\' && i + 2 < local.size()) ++i;
+    out.push_back(local[i]);
+  }
+  return out;
+}
+
 // Local parts are case-sensitive (RFC 5321 2.4), domains are not.
 bool same_address(std::string_view a, std::string_view b) {
   auto at_a = a.rfind('@'), at_b = b.rfind('@');
@@ -251,7 +262,7 @@ class runner {
         for (auto raw : indexed(n, raw_fields(h)))
           for (auto const& a : mime::parse_address_list(mime::unfold(raw))) {
             if (a.group || a.group_end) continue;
-            if (auto v = address_part(n, a.mailbox, a.host)) values.push_back(std::move(*v));
+            if (auto v = address_part(n, unquote(a.mailbox), a.host)) values.push_back(std::move(*v));
           }
       return match(n, values, expand(n.positional[1].strings));
     }
@@ -570,10 +581,10 @@ class runner {
     v.mime = n.has(":mime");
     if (argument const* a = n.tag(":subject")) v.subject = expand(str(*a));
     if (argument const* a = n.tag(":from")) v.from = expand(str(*a));
-    if (argument const* a = n.tag(":seconds")) v.period = static_cast<std::int64_t>(std::min<std::uint64_t>(a->number, 60ull * 86400));
+    if (argument const* a = n.tag(":seconds")) v.period = static_cast<std::int64_t>(std::min<std::uint64_t>(a->number, 365ull * 86400));
     else {
       std::uint64_t days = 7;
-      if (argument const* d = n.tag(":days")) days = std::clamp<std::uint64_t>(d->number, 1, 60);
+      if (argument const* d = n.tag(":days")) days = std::clamp<std::uint64_t>(d->number, 1, 365);
       v.period = static_cast<std::int64_t>(days) * 86400;
     }
     if (argument const* a = n.tag(":handle")) v.handle = expand(str(*a));

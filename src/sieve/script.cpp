@@ -446,10 +446,8 @@ class compiler {
       check_chain(body);
       n.block = std::move(body);
     } else {
-      if (tok_.kind == token::lparen || tok_.kind == token::identifier)
-        fail_here(errc::syntax, "\"" + n.name + "\" takes no test");
-      if (tok_.kind != token::semicolon)
-        fail_here(errc::syntax, "expected ';' after \"" + n.name + "\" but found " + found());
+      if (tok_.kind != token::semicolon)  // reported where the command is, not where the next one starts
+        fail_at(errc::syntax, n.line, n.column, "missing ';' after \"" + n.name + "\" (found " + found() + ")");
       next();
     }
     if (n.name == "require") {

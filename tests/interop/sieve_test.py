@@ -31,6 +31,9 @@ KNOWN_DIFFERENCES = {
                                   "Pigeonhole's string test uses i;octet", ["store casemap"]),
     "matches_question": ("RFC 5228 2.7.1: '?' matches exactly one character; Pigeonhole lets a '?' before a "
                          "later '*' match several", ["store INBOX"]),
+    "folded": ("RFC 5322 2.2.3: unfolding removes the CRLF and keeps the white space after it (a tab stays a "
+               "tab); Dovecot turns each fold into one space",
+               ["store unfolded-contains", "store unfolded-is", "store unfolded-matches"]),
 }
 
 CONF = """mail_uid = {uid}

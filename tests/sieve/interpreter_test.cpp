@@ -77,6 +77,8 @@ TEST_CASE("sieve run: header, address, envelope, exists, size (RFC 5228 section 
   CHECK(run_on("if address :is :domain \"cc\" \"EXAMPLE.com\" { discard; }") == v{"discard"});
   CHECK(run_on("if address :is :all \"to\" \"roadrunner+birds@acme.example.com\" { discard; }") == v{"discard"});
   CHECK(run_on("if address :is \"from\" \"Wile E. Coyote\" { discard; }") == v{"implicit keep"});
+  CHECK(run_on("if address :localpart :is \"from\" \"john q\\\"public\" { discard; }",
+               message_with("From: <\"john q\\\"public\"@example.org>\r\n")) == v{"discard"});
   CHECK(run_on("require \"envelope\"; if envelope :all :is \"from\" \"coyote@desert.example.org\" { discard; }") ==
         v{"discard"});
   CHECK(run_on("require \"envelope\"; if envelope :domain :is \"to\" \"acme.example.com\" { discard; }") == v{"discard"});

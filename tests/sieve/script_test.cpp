@@ -51,7 +51,8 @@ TEST_CASE("sieve compile: errors carry line and a clear message") {
   CHECK(compile_error("if header :is :contains \"a\" \"b\" { keep; }") ==
         "line 1: tag :contains conflicts with an earlier tag");
   CHECK(compile_error("if header :over \"a\" \"b\" { keep; }") == "line 1: unknown tag :over for test \"header\"");
-  CHECK(compile_error("keep") == "line 1: expected ';' after \"keep\" but found end of script");
+  CHECK(compile_error("keep") == "line 1: missing ';' after \"keep\" (found end of script)");
+  CHECK(compile_error("keep\n\ndiscard;") == "line 1: missing ';' after \"keep\" (found \"discard\")");
   CHECK(compile_error("if true {\n keep;\n") ==
         "line 3: expected '}' to close the block of \"if\" from line 1 but found end of script");
   CHECK(compile_error("else { keep; }") == "line 1: \"else\" without \"if\"");

@@ -81,7 +81,7 @@ struct vacation_action {
   std::string in_reply_to;  ///< the original Message-ID, empty when none
   std::string references;   ///< the original References plus its Message-ID
   std::string handle;       ///< as tracked in the vacation store
-  std::int64_t period = 0;  ///< seconds: :seconds, or :days (default 7) x 86400; 1 to 60 days
+  std::int64_t period = 0;  ///< seconds: :seconds, or :days (default 7) x 86400; at most 365 days
 };
 
 using action = std::variant<keep_action, fileinto_action, redirect_action, reject_action, discard_action, vacation_action>;

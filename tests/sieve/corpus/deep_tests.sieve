@@ -1,0 +1,2 @@
+require "fileinto";
+if allof(anyof(not not true, false), not anyof(false, not true), allof(true, not false)) { fileinto "deep"; }

@@ -1,0 +1,1 @@
+require "copy"; redirect :copy "x@example.org"; discard;

@@ -1,0 +1,1 @@
+if header :nonesuch "a" "b" { keep; }

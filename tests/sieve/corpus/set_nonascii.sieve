@@ -1,0 +1,5 @@
+require ["fileinto", "variables"];
+set :upper "x" "café";
+set :length "n" "café";
+fileinto "${x}";
+fileinto "${n}";

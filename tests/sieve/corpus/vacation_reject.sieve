@@ -1,0 +1,1 @@
+require ["vacation", "reject"]; vacation "a"; reject "b";

@@ -1,0 +1,1 @@
+require "vacation"; vacation "a"; vacation "b";
