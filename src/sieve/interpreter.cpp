@@ -150,7 +150,14 @@ class runner {
   std::vector<std::string> expand(std::vector<std::string> const& in) {
     std::vector<std::string> out;
     out.reserve(in.size());
-    for (auto const& s : in) out.push_back(expand(s));
+    std::size_t total = 0;
+    for (auto const& s : in) {
+      out.push_back(expand(s));
+      total += out.back().size();
+      if (total > lim_.max_string_bytes * 16)
+        fail(errc::runtime_limit, "string list longer than " + std::to_string(lim_.max_string_bytes * 16) +
+                                      " bytes after variable expansion");
+    }
     return out;
   }
   std::string variable(std::string_view name) {

@@ -93,6 +93,13 @@ TEST_CASE("sieve hostile: too many redirects, actions, variables") {
   grow += "set :length \"n\" \"${a}\"; fileinto \"${n}\";";
   CHECK(run_on(grow) == v{"fileinto \"4096\""});
 
+  // Variables cannot turn a small list into a huge one.
+  std::string amplify = "require \"variables\"; set \"a\" \"" + std::string(4000, 'x') + "\";\nif header :is \"subject\" [";
+  std::string const item = "\"${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}\"";
+  for (int i = 0; i < 1000; ++i) amplify += (i ? "," : "") + item;
+  amplify += "] { discard; }";
+  CHECK(run_on(amplify).back() == "error: line 2: string list longer than 1048576 bytes after variable expansion");
+
   // A 10k-element list: refused by the default limit, bounded when allowed.
   std::string list = "if header :contains \"subject\" [";
   for (int i = 0; i < 10000; ++i) list += (i ? ",\"" : "\"") + std::string(50, 'q') + std::to_string(i) + "\"";
