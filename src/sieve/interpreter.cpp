@@ -19,10 +19,6 @@ namespace {
 
 using detail::comparator;
 
-struct runtime_failure {
-  diagnostic d;
-};
-
 std::vector<std::string> split_flags(std::vector<std::string> const& in) {
   std::vector<std::string> out;
   for (auto const& s : in) {
@@ -78,22 +74,29 @@ class runner {
 
   run_result go() {
     run_result r;
-    try {
-      block(s_.commands);
-      finish();
-      r.actions = std::move(actions_);
-      if (vacation_key_ && env_.vacation) env_.vacation->record(*vacation_key_, env_.now);
-    } catch (runtime_failure& f) {
-      r.error = std::move(f.d);
-    } catch (detail::budget_exhausted&) {
-      r.error = diagnostic{make_error_code(errc::runtime_limit), line_, 0, "too much matching work"};
+    block(s_.commands);
+    if (!error_) finish();
+    if (error_) {
+      r.error = std::move(error_);
+      r.actions = {keep_action{{}, true}};
+      return r;
     }
-    if (r.error) r.actions = {keep_action{{}, true}};
+    r.actions = std::move(actions_);
+    if (vacation_key_ && env_.vacation) env_.vacation->record(*vacation_key_, env_.now);
     return r;
   }
 
  private:
-  [[noreturn]] void fail(errc e, std::string msg) { throw runtime_failure{diagnostic{make_error_code(e), line_, 0, std::move(msg)}}; }
+  // The first failure ends the run: commands stop executing and run() falls back to keep.
+  void fail(errc e, std::string msg) {
+    if (!error_) error_ = diagnostic{make_error_code(e), line_, 0, std::move(msg)};
+  }
+  // After a matching step: turns an exhausted budget into the run's failure.
+  bool out_of_work() {
+    if (!work_.exhausted) return false;
+    fail(errc::runtime_limit, "too much matching work");
+    return true;
+  }
 
   // ---- message access ----
   mime::part const& tree() {
@@ -154,9 +157,12 @@ class runner {
     for (auto const& s : in) {
       out.push_back(expand(s));
       total += out.back().size();
-      if (total > lim_.max_string_bytes * 16)
+      if (total > lim_.max_string_bytes * 16) {
         fail(errc::runtime_limit, "string list longer than " + std::to_string(lim_.max_string_bytes * 16) +
                                       " bytes after variable expansion");
+        out.clear();
+        break;
+      }
     }
     return out;
   }
@@ -171,7 +177,7 @@ class runner {
   void set_variable(std::string const& name, std::string value) {
     std::string key = lower(name);
     if (!vars_.count(key) && vars_.size() >= lim_.max_variables)
-      fail(errc::runtime_limit, "more than " + std::to_string(lim_.max_variables) + " variables");
+      return fail(errc::runtime_limit, "more than " + std::to_string(lim_.max_variables) + " variables");
     if (value.size() > lim_.max_variable_bytes) {
       std::size_t n = lim_.max_variable_bytes;
       while (n > 0 && (static_cast<unsigned char>(value[n]) & 0xC0) == 0x80) --n;  // keep UTF-8 whole
@@ -197,14 +203,20 @@ class runner {
     bool contains = n.has(":contains"), matches = n.has(":matches");
     for (auto const& v : values) {
       for (auto const& k : keys) {
-        if (!work_.spend(1)) throw detail::budget_exhausted{};
+        if (!work_.spend(1)) {
+          out_of_work();
+          return false;
+        }
         if (val) {
           if (detail::holds(*detail::relation_of(str(*val)), detail::order(c, v, k))) return true;
         } else if (contains) {
           if (detail::contains(c, v, k, work_)) return true;
+          if (out_of_work()) return false;
         } else if (matches) {
           std::vector<std::string> caps;
-          if (detail::wildcard(c, v, k, work_, vars_on_ ? &caps : nullptr)) {
+          bool const hit = detail::wildcard(c, v, k, work_, vars_on_ ? &caps : nullptr);
+          if (out_of_work()) return false;
+          if (hit) {
             if (vars_on_) {
               if (caps.size() > 10) caps.resize(10);
               match_ = std::move(caps);
@@ -233,6 +245,7 @@ class runner {
 
   // ---- tests ----
   bool test(node const& n) {
+    if (error_) return false;
     line_ = n.line;
     std::string const& t = n.name;
     if (t == "true") return true;
@@ -320,6 +333,7 @@ class runner {
       return true;
     }
     fail(errc::runtime_error, "test \"" + t + "\" is not implemented");
+    return false;
   }
 
   bool date_test(node const& n) {
@@ -400,7 +414,7 @@ class runner {
   void block(std::vector<node> const& cmds) {
     bool chain_done = true;
     for (auto const& c : cmds) {
-      if (stopped_) return;
+      if (stopped_ || error_) return;
       line_ = c.line;
       if (c.name == "if") {
         chain_done = test(c.tests[0]);
@@ -424,9 +438,10 @@ class runner {
     return split_flags({flags_});
   }
 
-  void count_action() {
+  bool count_action() {
     if (++action_count_ > lim_.max_actions)
       fail(errc::runtime_limit, "more than " + std::to_string(lim_.max_actions) + " actions");
+    return !error_;
   }
 
   void store(std::string mailbox, std::vector<std::string> flags, bool copy, bool create, bool is_keep) {
@@ -443,7 +458,7 @@ class runner {
         return;  // the same mailbox again: one copy
       }
     }
-    count_action();
+    if (!count_action()) return;
     if (is_keep) actions_.push_back(keep_action{std::move(flags), false});
     else actions_.push_back(fileinto_action{std::move(mailbox), std::move(flags), copy, create});
   }
@@ -460,12 +475,12 @@ class runner {
       if (!std::exchange(discarded_, true)) actions_.push_back(discard_action{});
     } else if (c == "fileinto") {
       std::string mailbox = expand(str(n.positional[0]));
-      if (mailbox.empty()) fail(errc::runtime_error, "fileinto: empty mailbox name");
+      if (mailbox.empty()) return fail(errc::runtime_error, "fileinto: empty mailbox name");
       store(mailbox, flags_of(n), n.has(":copy"), n.has(":create"), false);
       if (!n.has(":copy")) implicit_keep_ = false;
     } else if (c == "redirect") {
       std::string addr = expand(str(n.positional[0]));
-      if (!detail::valid_mail_address(addr)) fail(errc::runtime_error, "redirect: invalid address \"" + addr + "\"");
+      if (!detail::valid_mail_address(addr)) return fail(errc::runtime_error, "redirect: invalid address \"" + addr + "\"");
       bool dup = false;
       for (auto& a : actions_)
         if (auto* r = std::get_if<redirect_action>(&a); r && same_address(r->address, addr)) {
@@ -474,15 +489,15 @@ class runner {
         }
       if (!dup) {
         if (++redirects_ > lim_.max_redirects)
-          fail(errc::runtime_limit, "more than " + std::to_string(lim_.max_redirects) + " redirects");
-        count_action();
+          return fail(errc::runtime_limit, "more than " + std::to_string(lim_.max_redirects) + " redirects");
+        if (!count_action()) return;
         actions_.push_back(redirect_action{addr, n.has(":copy")});
       }
       if (!n.has(":copy")) implicit_keep_ = false;
     } else if (c == "reject" || c == "ereject") {
       for (auto const& a : actions_)
-        if (std::holds_alternative<reject_action>(a)) fail(errc::action_conflict, "more than one reject/ereject");
-      count_action();
+        if (std::holds_alternative<reject_action>(a)) return fail(errc::action_conflict, "more than one reject/ereject");
+      if (!count_action()) return;
       actions_.push_back(reject_action{expand(str(n.positional[0])), c == "ereject"});
       reject_line_ = n.line;
       implicit_keep_ = false;
@@ -543,7 +558,7 @@ class runner {
         }
       }
     }
-    if (now.size() > lim_.max_flags) fail(errc::runtime_limit, "more than " + std::to_string(lim_.max_flags) + " flags");
+    if (now.size() > lim_.max_flags) return fail(errc::runtime_limit, "more than " + std::to_string(lim_.max_flags) + " flags");
     *target = join_flags(now);
     if (var_name) set_variable(*var_name, std::move(var_value));
   }
@@ -580,8 +595,8 @@ class runner {
 
   void vacation(node const& n) {
     for (auto const& a : actions_)
-      if (std::holds_alternative<vacation_action>(a)) fail(errc::action_conflict, "more than one vacation");
-    if (vacation_seen_) fail(errc::action_conflict, "more than one vacation");
+      if (std::holds_alternative<vacation_action>(a)) return fail(errc::action_conflict, "more than one vacation");
+    if (vacation_seen_) return fail(errc::action_conflict, "more than one vacation");
     vacation_seen_ = true;
     vacation_action v;
     v.reason = expand(str(n.positional[0]));
@@ -620,7 +635,7 @@ class runner {
     if (auto refs = raw_fields("references"); !refs.empty()) v.references = mime::unfold(refs.front());
     if (!v.in_reply_to.empty()) v.references += (v.references.empty() ? "" : " ") + v.in_reply_to;
     v.to = env_.envelope_from;
-    count_action();
+    if (!count_action()) return;
     vacation_key_ = std::move(key);
     actions_.push_back(std::move(v));
   }
@@ -634,7 +649,7 @@ class runner {
         if (std::holds_alternative<keep_action>(a) || std::holds_alternative<fileinto_action>(a) ||
             std::holds_alternative<redirect_action>(a) || std::holds_alternative<vacation_action>(a)) {
           line_ = reject_line_;
-          fail(errc::action_conflict, "reject/ereject conflicts with " + describe(a));
+          return fail(errc::action_conflict, "reject/ereject conflicts with " + describe(a));
         }
     }
     if (implicit_keep_) {
@@ -659,6 +674,7 @@ class runner {
   std::size_t action_count_ = 0, redirects_ = 0;
   bool implicit_keep_ = true, discarded_ = false, stopped_ = false, vacation_seen_ = false;
   std::optional<std::string> vacation_key_;
+  std::optional<diagnostic> error_;
   unsigned line_ = 0, reject_line_ = 0;
 };
 

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 
 #include "mailroom/core/error.hpp"
 #include "mailroom/core/text.hpp"
@@ -40,20 +41,17 @@ struct token {
   unsigned line = 1, column = 1;
 };
 
-struct failure {
-  diagnostic d;
-};
-
 class compiler {
  public:
   compiler(std::string_view src, limits const& lim) : src_(src), lim_(lim) {}
 
+  /// The script, or nothing when error() is set.
   script run() {
     script s;
     next();
     bool requires_allowed = true;
     std::vector<node> cmds;
-    while (tok_.kind != token::end) {
+    while (tok_.kind != token::end && !error_) {
       node n = command(0, requires_allowed);
       if (n.name != "require") requires_allowed = false;
       else
@@ -67,10 +65,19 @@ class compiler {
   }
 
  private:
-  [[noreturn]] void fail_at(errc e, unsigned line, unsigned column, std::string msg) {
-    throw failure{diagnostic{make_error_code(e), line, column, std::move(msg)}};
+  // The first failure is kept; it also ends the input, so every loop below runs out of tokens
+  // and the parse unwinds (callers return right after a failure where going on would be wrong).
+  void fail_at(errc e, unsigned line, unsigned column, std::string msg) {
+    if (!error_) error_ = diagnostic{make_error_code(e), line, column, std::move(msg)};
+    pos_ = src_.size();
+    tok_.kind = token::end;
   }
-  [[noreturn]] void fail_here(errc e, std::string msg) { fail_at(e, tok_.line, tok_.column, std::move(msg)); }
+  void fail_here(errc e, std::string msg) { fail_at(e, tok_.line, tok_.column, std::move(msg)); }
+
+ public:
+  std::optional<diagnostic> const& error() const noexcept { return error_; }
+
+ private:
 
   // ---- lexer ----
   bool at_end() const { return pos_ >= src_.size(); }
@@ -100,7 +107,7 @@ class compiler {
         advance();
         advance();
         while (!(peek() == '*' && peek(1) == '/')) {
-          if (at_end()) fail_at(errc::syntax, l, col, "unterminated comment");
+          if (at_end()) return fail_at(errc::syntax, l, col, "unterminated comment");
           advance();
         }
         advance();
@@ -112,12 +119,19 @@ class compiler {
   }
 
   void add_char(std::string& s, char c) {
+    if (error_) return;
     if (s.size() >= lim_.max_string_bytes)
-      fail_here(errc::limit_exceeded, "string longer than " + std::to_string(lim_.max_string_bytes) + " bytes");
+      return fail_here(errc::limit_exceeded, "string longer than " + std::to_string(lim_.max_string_bytes) + " bytes");
     s.push_back(c);
   }
 
+  // The next token; after a failure always the end.
   void next() {
+    lex();
+    if (error_) tok_.kind = token::end;
+  }
+
+  void lex() {
     skip_space();
     tok_ = token{};
     tok_.line = line_;
@@ -142,7 +156,7 @@ class compiler {
     if (c == '"') return quoted();
     if (c == ':') {
       advance();
-      if (!alpha(peek())) fail_here(errc::syntax, "expected a tag name after ':'");
+      if (!alpha(peek())) return fail_here(errc::syntax, "expected a tag name after ':'");
       tok_.kind = token::tag;
       tok_.text = ":" + ident();
       return;
@@ -170,7 +184,10 @@ class compiler {
   std::string ident() {
     std::string s;
     while (!at_end() && (alpha(peek()) || digit(peek()))) {
-      if (s.size() > 128) fail_here(errc::limit_exceeded, "identifier too long");
+      if (s.size() > 128) {
+        fail_here(errc::limit_exceeded, "identifier too long");
+        break;
+      }
       s.push_back(text::to_lower(peek()));
       advance();
     }
@@ -181,7 +198,7 @@ class compiler {
     std::uint64_t v = 0;
     while (digit(peek())) {
       std::uint64_t d = static_cast<std::uint64_t>(peek() - '0');
-      if (v > (std::numeric_limits<std::uint64_t>::max() - d) / 10) fail_here(errc::syntax, "number too large");
+      if (v > (std::numeric_limits<std::uint64_t>::max() - d) / 10) return fail_here(errc::syntax, "number too large");
       v = v * 10 + d;
       advance();
     }
@@ -193,8 +210,8 @@ class compiler {
       default: break;
     }
     if (mul != 1) advance();
-    if (v > std::numeric_limits<std::uint64_t>::max() / mul) fail_here(errc::syntax, "number too large");
-    if (alpha(peek())) fail_here(errc::syntax, "bad number");
+    if (v > std::numeric_limits<std::uint64_t>::max() / mul) return fail_here(errc::syntax, "number too large");
+    if (alpha(peek())) return fail_here(errc::syntax, "bad number");
     tok_.kind = token::numeral;
     tok_.number = v * mul;
   }
@@ -203,7 +220,7 @@ class compiler {
     advance();
     tok_.kind = token::string;
     for (;;) {
-      if (at_end()) fail_at(errc::syntax, tok_.line, tok_.column, "unterminated string");
+      if (at_end()) return fail_at(errc::syntax, tok_.line, tok_.column, "unterminated string");
       char c = peek();
       advance();
       if (c == '"') break;
@@ -224,12 +241,12 @@ class compiler {
       while (!at_end() && peek() != '\n') advance();
     }
     if (peek() == '\r') advance();
-    if (peek() != '\n') fail_here(errc::syntax, "expected a line end after \"text:\"");
+    if (peek() != '\n') return fail_here(errc::syntax, "expected a line end after \"text:\"");
     advance();
     tok_.kind = token::multiline;
     tok_.text.clear();
     for (;;) {
-      if (at_end()) fail_at(errc::syntax, tok_.line, tok_.column, "unterminated multi-line string");
+      if (at_end()) return fail_at(errc::syntax, tok_.line, tok_.column, "unterminated multi-line string");
       std::size_t eol = src_.find('\n', pos_);
       std::string_view line = src_.substr(pos_, eol == std::string_view::npos ? std::string_view::npos : eol - pos_);
       std::string_view content = line;
@@ -241,7 +258,8 @@ class compiler {
       }
       if (!content.empty() && content.front() == '.') content.remove_prefix(1);
       for (char c : content) add_char(tok_.text, c);
-      if (eol == std::string_view::npos) fail_at(errc::syntax, tok_.line, tok_.column, "unterminated multi-line string");
+      if (eol == std::string_view::npos || error_)
+        return fail_at(errc::syntax, tok_.line, tok_.column, "unterminated multi-line string");
       add_char(tok_.text, '\r');
       add_char(tok_.text, '\n');
       while (pos_ <= eol) advance();
@@ -289,8 +307,10 @@ class compiler {
       }
       if (i == start) return false;
       if (unicode) {
-        if ((v >= 0xD800 && v <= 0xDFFF) || v > 0x10FFFF)
+        if ((v >= 0xD800 && v <= 0xDFFF) || v > 0x10FFFF) {
           fail_here(errc::bad_argument, "invalid unicode character in encoded-character");
+          return false;
+        }
         text::append_utf8(out, static_cast<char32_t>(v));
       } else {
         if (i - start != 2) return false;
@@ -302,7 +322,7 @@ class compiler {
 
   // ---- parser ----
   void expect(token::kind_t k, char const* what) {
-    if (tok_.kind != k) fail_here(errc::syntax, std::string("expected ") + what + " but found " + found());
+    if (tok_.kind != k) return fail_here(errc::syntax, std::string("expected ") + what + " but found " + found());
     next();
   }
   std::string found() const {
@@ -357,10 +377,14 @@ class compiler {
         a.type = argument::kind::string_list;
         next();
         for (;;) {
-          if (tok_.kind != token::string && tok_.kind != token::multiline)
+          if (tok_.kind != token::string && tok_.kind != token::multiline) {
             fail_here(errc::syntax, "expected a string in the list but found " + found());
-          if (a.strings.size() >= lim_.max_list_items)
+            return args;
+          }
+          if (a.strings.size() >= lim_.max_list_items) {
             fail_here(errc::limit_exceeded, "string list longer than " + std::to_string(lim_.max_list_items) + " items");
+            return args;
+          }
           a.strings.push_back(std::move(tok_.text));
           next();
           if (tok_.kind == token::comma) {
@@ -373,17 +397,25 @@ class compiler {
       } else {
         return args;
       }
-      if (args.size() >= 64) fail_at(errc::limit_exceeded, a.line, a.column, "too many arguments");
+      if (args.size() >= 64) {
+        fail_at(errc::limit_exceeded, a.line, a.column, "too many arguments");
+        return args;
+      }
       args.push_back(std::move(a));
     }
   }
 
-  // The start of a command or test: depth and count checks, the name, and its spec.
-  command_spec const& start(std::size_t depth, bool is_test, node& n) {
+  // The start of a command or test: depth and count checks, the name, and its spec (nullptr
+  // after a failure).
+  command_spec const* start(std::size_t depth, bool is_test, node& n) {
     char const* what = is_test ? "test" : "command";
     check_depth(depth);
     count_node();
-    if (tok_.kind != token::identifier) fail_here(errc::syntax, std::string("expected a ") + what + " but found " + found());
+    if (error_) return nullptr;
+    if (tok_.kind != token::identifier) {
+      fail_here(errc::syntax, std::string("expected a ") + what + " but found " + found());
+      return nullptr;
+    }
     n.name = tok_.text;
     n.line = tok_.line;
     n.column = tok_.column;
@@ -391,19 +423,22 @@ class compiler {
     if (!spec) {
       if (detail::find_spec(n.name, !is_test))
         fail_here(errc::unknown_command, "\"" + n.name + "\" is a " + (is_test ? "command" : "test") + ", not a " + what);
-      fail_here(errc::unknown_command, std::string("unknown ") + what + " \"" + n.name + "\"");
+      else
+        fail_here(errc::unknown_command, std::string("unknown ") + what + " \"" + n.name + "\"");
+      return nullptr;
     }
-    return *spec;
+    next();
+    return spec;
   }
 
   node test(std::size_t depth) {
     node n;
-    command_spec const* spec = &start(depth, true, n);
-    next();
+    command_spec const* spec = start(depth, true, n);
+    if (!spec) return n;
     auto args = arguments();
     if (tok_.kind == token::lparen) {
       next();
-      for (;;) {
+      while (!error_) {
         n.tests.push_back(test(depth + 1));
         if (tok_.kind == token::comma) {
           next();
@@ -425,35 +460,47 @@ class compiler {
 
   node command(std::size_t depth, bool requires_allowed) {
     node n;
-    command_spec const* spec = &start(depth, false, n);
-    next();
+    command_spec const* spec = start(depth, false, n);
+    if (!spec) return n;
     auto args = arguments();
     if (spec->tests == 1) {
-      if (tok_.kind != token::identifier) fail_here(errc::syntax, "\"" + n.name + "\" needs a test but found " + found());
+      if (tok_.kind != token::identifier) {
+        fail_here(errc::syntax, "\"" + n.name + "\" needs a test but found " + found());
+        return n;
+      }
       n.tests.push_back(test(depth + 1));
     }
     if (spec->block) {
-      if (tok_.kind != token::lbrace) fail_here(errc::syntax, "expected '{' but found " + found());
+      if (tok_.kind != token::lbrace) {
+        fail_here(errc::syntax, "expected '{' but found " + found());
+        return n;
+      }
       next();
       std::vector<node> body;
       while (tok_.kind != token::rbrace) {
-        if (tok_.kind == token::end)
-          fail_here(errc::syntax, "expected '}' to close the block of \"" + n.name + "\" from line " + std::to_string(n.line) +
-                                      " but found end of script");
+        if (tok_.kind == token::end || error_) {
+          fail_here(errc::syntax, "expected '}' to close the block of \"" + n.name + "\" from line " +
+                                      std::to_string(n.line) + " but found end of script");
+          return n;
+        }
         body.push_back(command(depth + 1, false));
       }
       next();
       check_chain(body);
       n.block = std::move(body);
     } else {
-      if (tok_.kind != token::semicolon)  // reported where the command is, not where the next one starts
+      if (tok_.kind != token::semicolon) {  // reported where the command is, not where the next one starts
         fail_at(errc::syntax, n.line, n.column, "missing ';' after \"" + n.name + "\" (found " + found() + ")");
+        return n;
+      }
       next();
     }
     if (n.name == "require") {
       if (!requires_allowed) fail_at(errc::syntax, n.line, n.column, "\"require\" must come before other commands");
-      if (args.size() != 1 || args[0].type == argument::kind::tag || args[0].type == argument::kind::number)
+      if (args.size() != 1 || args[0].type == argument::kind::tag || args[0].type == argument::kind::number) {
         fail_at(errc::bad_argument, n.line, n.column, "\"require\" takes one string list");
+        return n;
+      }
       for (auto const& name : args[0].strings) {
         std::uint32_t b = detail::extension_bit(name);
         if (b == 0) fail_at(errc::unsupported, args[0].line, args[0].column, "unsupported extension \"" + name + "\"");
@@ -478,9 +525,10 @@ class compiler {
   bool needs(std::uint32_t ext) const { return ext == 0 || (required_ & ext) == ext; }
 
   void check(node& n, command_spec const& spec, std::vector<argument> args) {
+    if (error_) return;
     char const* what = spec.is_test ? "test" : "command";
     if (!needs(spec.ext))
-      fail_at(errc::not_required, n.line, n.column,
+      return fail_at(errc::not_required, n.line, n.column,
               std::string(what) + " \"" + n.name + "\" needs require \"" + extension_name(spec.ext) + "\"");
     std::size_t i = 0;
     std::vector<detail::tag_group> groups;
@@ -488,25 +536,25 @@ class compiler {
       argument& a = args[i];
       auto it = std::find_if(spec.tags.begin(), spec.tags.end(), [&](tag_spec const& t) { return t.name == a.tag; });
       if (it == spec.tags.end())
-        fail_at(errc::bad_argument, a.line, a.column, "unknown tag " + a.tag + " for " + what + " \"" + n.name + "\"");
+        return fail_at(errc::bad_argument, a.line, a.column, "unknown tag " + a.tag + " for " + what + " \"" + n.name + "\"");
       if (!needs(it->ext))
-        fail_at(errc::not_required, a.line, a.column, "tag " + a.tag + " needs require \"" + extension_name(it->ext) + "\"");
-      if (n.has(a.tag)) fail_at(errc::bad_argument, a.line, a.column, "tag " + a.tag + " given twice");
+        return fail_at(errc::not_required, a.line, a.column, "tag " + a.tag + " needs require \"" + extension_name(it->ext) + "\"");
+      if (n.has(a.tag)) return fail_at(errc::bad_argument, a.line, a.column, "tag " + a.tag + " given twice");
       if (it->group != detail::tag_group::none) {
         if (std::find(groups.begin(), groups.end(), it->group) != groups.end())
-          fail_at(errc::bad_argument, a.line, a.column, "tag " + a.tag + " conflicts with an earlier tag");
+          return fail_at(errc::bad_argument, a.line, a.column, "tag " + a.tag + " conflicts with an earlier tag");
         groups.push_back(it->group);
       }
       argument value = a;
       if (it->value != value_kind::none) {
-        if (i + 1 >= args.size()) fail_at(errc::bad_argument, a.line, a.column, "tag " + a.tag + " needs a value");
+        if (i + 1 >= args.size()) return fail_at(errc::bad_argument, a.line, a.column, "tag " + a.tag + " needs a value");
         argument& v = args[++i];
         bool ok = (it->value == value_kind::number && v.type == argument::kind::number) ||
                   (it->value == value_kind::string && v.type == argument::kind::string) ||
                   (it->value == value_kind::strings &&
                    (v.type == argument::kind::string || v.type == argument::kind::string_list));
         if (!ok)
-          fail_at(errc::bad_argument, v.line, v.column,
+          return fail_at(errc::bad_argument, v.line, v.column,
                   "tag " + a.tag + " needs " +
                       (it->value == value_kind::number ? "a number" : it->value == value_kind::string ? "a string" : "a string list"));
         value = std::move(v);
@@ -516,7 +564,7 @@ class compiler {
     std::string shape;
     for (std::size_t j = i; j < args.size(); ++j) {
       if (args[j].type == argument::kind::tag)
-        fail_at(errc::bad_argument, args[j].line, args[j].column, "tag " + args[j].tag + " must come before the other arguments");
+        return fail_at(errc::bad_argument, args[j].line, args[j].column, "tag " + args[j].tag + " must come before the other arguments");
       shape += args[j].type == argument::kind::number ? 'N' : args[j].type == argument::kind::string ? 'S' : 'L';
     }
     bool matched = false;
@@ -528,7 +576,7 @@ class compiler {
       if (ok) matched = true;
     }
     if (!matched)
-      fail_at(errc::bad_argument, n.line, n.column, std::string("wrong arguments for ") + what + " \"" + n.name + "\"");
+      return fail_at(errc::bad_argument, n.line, n.column, std::string("wrong arguments for ") + what + " \"" + n.name + "\"");
     for (std::size_t j = i; j < args.size(); ++j) n.positional.push_back(std::move(args[j]));
     check_semantics(n);
   }
@@ -552,6 +600,7 @@ class compiler {
   }
 
   void check_semantics(node& n) {
+    if (error_) return;
     if (argument const* c = n.tag(":comparator")) {
       std::string const& name = c->strings.front();
       if (name == "i;ascii-numeric") {
@@ -616,6 +665,7 @@ class compiler {
   token tok_;
   std::size_t nodes_ = 0;
   std::uint32_t required_ = detail::always;
+  std::optional<diagnostic> error_;
 };
 
 }  // namespace
@@ -640,12 +690,10 @@ expected<std::shared_ptr<script const>, diagnostic> compile(std::string_view tex
   if (text.size() > lim.max_script_bytes)
     return unexpected(diagnostic{make_error_code(errc::limit_exceeded), 0, 0,
                                  "script larger than " + std::to_string(lim.max_script_bytes) + " bytes"});
-  try {
-    compiler c(text, lim);
-    return std::make_shared<script const>(c.run());
-  } catch (failure& f) {
-    return unexpected(std::move(f.d));
-  }
+  compiler c(text, lim);
+  script s = c.run();
+  if (c.error()) return unexpected(*c.error());
+  return std::make_shared<script const>(std::move(s));
 }
 
 }  // namespace mailroom::sieve

@@ -86,7 +86,7 @@ bool contains(comparator c, std::string_view hay, std::string_view needle, budge
   for (std::size_t i = 0; i + needle.size() <= hay.size(); ++i) {
     std::size_t k = 0;
     while (k < needle.size() && fold(c, hay[i + k]) == fold(c, needle[k])) ++k;
-    if (!b.spend(k + 1)) throw budget_exhausted{};
+    if (!b.spend(k + 1)) return false;
     if (k == needle.size()) return true;
   }
   return false;
@@ -113,7 +113,7 @@ bool wildcard(comparator c, std::string_view value, std::string_view pattern, bu
   std::vector<std::pair<std::size_t, std::size_t>> cap(p.size(), {0, 0});
   std::size_t pi = 0, vi = 0, star = SIZE_MAX, star_vi = 0;
   while (vi < value.size()) {
-    if (!b.spend(1)) throw budget_exhausted{};
+    if (!b.spend(1)) return false;
     if (pi < p.size() && p[pi].k == any) {
       star = pi;
       star_vi = vi;

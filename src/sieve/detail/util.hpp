@@ -18,12 +18,14 @@ enum class relation : std::uint8_t { gt, ge, lt, le, eq, ne };
 std::optional<relation> relation_of(std::string_view op) noexcept;
 comparator comparator_of(std::string_view name) noexcept;  ///< i;ascii-casemap for unknown names
 
-/// A bound on comparisons; exhausted once more than `left` have been asked for.
+/// A bound on comparisons; exhausted (for good) once more than `left` have been asked for.
 struct budget {
   std::size_t left = 0;
+  bool exhausted = false;
   bool spend(std::size_t n) noexcept {
-    if (n > left) {
+    if (exhausted || n > left) {
       left = 0;
+      exhausted = true;
       return false;
     }
     left -= n;
@@ -31,17 +33,14 @@ struct budget {
   }
 };
 
-/// Thrown (and caught by run()) when a budget runs out.
-struct budget_exhausted {};
-
 bool equals(comparator c, std::string_view a, std::string_view b) noexcept;
 /// <0, 0, >0 as a orders before, equal to, after b under the comparator.
 int order(comparator c, std::string_view a, std::string_view b) noexcept;
 bool holds(relation r, int order) noexcept;
-/// Substring (not for numeric). Throws budget_exhausted.
+/// Substring (not for numeric). False, with the budget exhausted, when the budget runs out.
 bool contains(comparator c, std::string_view hay, std::string_view needle, budget& b);
 /// RFC 5228 2.7.1 wildcards: '*' any run, '?' one UTF-8 character, '\' quotes. Work is at most
-/// |value| x |pattern|, charged to the budget (throws budget_exhausted). On success and when
+/// |value| x |pattern|, charged to the budget (false, with the budget exhausted, when it runs out). On success and when
 /// `captures` is given it receives ${0} (the whole value) then one string per wildcard.
 bool wildcard(comparator c, std::string_view value, std::string_view pattern, budget& b,
               std::vector<std::string>* captures);
