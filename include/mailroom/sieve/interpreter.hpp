@@ -9,20 +9,22 @@
 //   (RFC 5228 2.7.2); the address test reads addresses with mime::parse_address_list. The body
 //   test decodes transfer encodings and text/* charsets to UTF-8 (RFC 5173), except :raw.
 // - The actions come out in script order, duplicates removed (fileinto/keep to the same mailbox,
-//   redirect to the same address, local part compared exactly); an implicit keep still in force comes last, marked implicit.
+//   redirect to the same address, local part compared exactly); an implicit keep still in force
+//   comes last, marked implicit. discard_action appears once if discard ran; it needs no work.
+// - No exceptions but std::bad_alloc; the script may be run by several threads at once.
 // - On a runtime error (a limit crossed, conflicting actions such as reject with fileinto, an
 //   invalid redirect address built from variables), the result holds the diagnostic and exactly
 //   one action, the implicit keep, as RFC 5228 section 2.10.6 asks.
 // - Vacation (RFC 5230) follows the RFC's rules before it emits anything: no reply to an empty or
-//   automated sender (MAILER-DAEMON, owner-*, *-request, LISTSERV, majordomo), to messages with
-//   Auto-Submitted other than "no", Precedence bulk/list/junk or any List-* field, to the user's
-//   own addresses, or when none of the user's addresses is in To/Cc/Bcc/Resent-To/Resent-Cc/
+//   automated sender (MAILER-DAEMON, postmaster, owner-*, *-request, *-bounces*, LISTSERV,
+//   majordomo), to messages with Auto-Submitted other than "no", Precedence bulk/list/junk or any
+//   List-* field, to the user's own addresses, or when none of the user's addresses is in To/Cc/Bcc/Resent-To/Resent-Cc/
 //   Resent-Bcc; and none when the store saw the same handle and sender within :days/:seconds.
 //   A run that emits a vacation action records it in the store (so retries are not answered
-//   twice).
+//   twice). The caller builds the reply (RFC 3834: Auto-Submitted: auto-replied, In-Reply-To,
+//   References, sent with a null MAIL FROM) from the vacation_action.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -93,9 +95,9 @@ struct run_result {
 
 run_result run(script const& s, environment const& env, limits const& lim = {});
 
-/// One line per action in a stable form, for logs and tests: `keep`, `keep :flags "\\Seen"`,
-/// `fileinto "Junk"`, `fileinto :copy "A"`, `redirect "a@b"`, `reject "text"`, `discard`,
-/// `vacation to "a@b" subject "..."`.
+/// One line per action in a stable form, for logs and tests: `keep`, `implicit keep`,
+/// `keep :flags "\\Seen"`, `fileinto "Junk"`, `fileinto :copy "A"`, `redirect "a@b"`,
+/// `reject "text"`, `ereject "text"`, `discard`, `vacation to "a@b" subject "..." period N "text"`.
 std::string describe(action const& a);
 
 }  // namespace mailroom::sieve
