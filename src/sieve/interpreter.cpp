@@ -278,12 +278,14 @@ class runner {
     }
     if (t == "address") {
       std::vector<std::string> values;
-      for (auto const& h : expand(n.positional[0].strings))
+      for (auto const& h : expand(n.positional[0].strings)) {
+        if (!detail::address_header(h)) continue;  // a name from variables: as if absent
         for (auto raw : indexed(n, raw_fields(h)))
           for (auto const& a : mime::parse_address_list(mime::unfold(raw))) {
             if (a.group || a.group_end) continue;
             if (auto v = address_part(n, unquote(a.mailbox), a.host)) values.push_back(std::move(*v));
           }
+      }
       return match(n, values, expand(n.positional[1].strings));
     }
     if (t == "envelope") {

@@ -625,6 +625,12 @@ class compiler {
       fail_at(errc::bad_argument, ix->line, ix->column, ":index must be at least 1");
     if (n.name == "size" && !n.has(":over") && !n.has(":under"))
       fail_at(errc::bad_argument, n.line, n.column, "\"size\" needs :over or :under");
+    if (n.name == "address") {
+      for (auto const& h : n.positional[0].strings)
+        if (constant(h) && !detail::address_header(h))
+          return fail_at(errc::bad_argument, n.positional[0].line, n.positional[0].column,
+                         "header \"" + h + "\" holds no addresses (address test)");
+    }
     if (n.name == "envelope") {
       for (auto const& part : n.positional[0].strings) {
         std::string p = text::to_lower(part);

@@ -70,6 +70,8 @@ TEST_CASE("sieve compile: errors carry line and a clear message") {
   CHECK(compile_error("require \"date\"; if currentdate \"era\" \"x\" {}") == "line 1: unknown date part \"era\"");
   CHECK(compile_error("require \"date\"; if currentdate :zone \"CET\" \"year\" \"x\" {}") == "line 1: bad time zone \"CET\"");
   CHECK(compile_error("if size 5 {}") == "line 1: \"size\" needs :over or :under");
+  CHECK(compile_error("if address :is [\"to\", \"Subject\"] \"x\" {}") ==
+        "line 1: header \"Subject\" holds no addresses (address test)");
   CHECK(compile_error("require \"variables\"; set \"1a\" \"x\";") == "line 1: bad variable name \"1a\"");
   CHECK(compile_error("require \"variables\"; set :lower :upper \"a\" \"x\";") ==
         "line 1: tag :upper conflicts with an earlier tag");

@@ -163,6 +163,17 @@ bool valid_variable_name(std::string_view name, bool allow_number) noexcept {
   return true;
 }
 
+bool address_header(std::string_view name) noexcept {
+  static constexpr std::string_view fields[] = {
+      "from",         "to",          "cc",          "bcc",          "sender",         "reply-to",
+      "resent-from",  "resent-to",   "resent-cc",   "resent-bcc",   "resent-sender",  "resent-reply-to",
+      "return-path",  "delivered-to", "envelope-to", "x-original-to", "errors-to",     "mail-followup-to",
+      "mail-reply-to", "disposition-notification-to", "original-recipient", "x-envelope-to", "x-delivered-to"};
+  for (auto f : fields)
+    if (text::iequals(f, name)) return true;
+  return false;
+}
+
 bool valid_mail_address(std::string_view addr) noexcept {
   auto at = addr.rfind('@');
   if (at == std::string_view::npos || at == 0 || at + 1 == addr.size() || addr.size() > 512) return false;

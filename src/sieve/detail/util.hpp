@@ -46,6 +46,8 @@ bool wildcard(comparator c, std::string_view value, std::string_view pattern, bu
               std::vector<std::string>* captures);
 
 bool valid_variable_name(std::string_view name, bool allow_number) noexcept;
+/// Whether the address test may read this header (RFC 5228 5.1: only fields holding addresses).
+bool address_header(std::string_view name) noexcept;
 bool valid_mail_address(std::string_view addr) noexcept;
 
 /// "+hhmm" / "-hhmm" to minutes east of UTC.

@@ -1,0 +1,3 @@
+require "fileinto";
+
+if address :is "subject" "x" { fileinto "x"; }

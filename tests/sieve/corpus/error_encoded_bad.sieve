@@ -1,0 +1,3 @@
+require "encoded-character";
+keep;
+if header :is "a" "${unicode:D800}" { keep; }

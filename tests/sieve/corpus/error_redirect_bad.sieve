@@ -1,0 +1,1 @@
+redirect "no-at-sign";

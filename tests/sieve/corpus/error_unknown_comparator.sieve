@@ -1,0 +1,1 @@
+if header :comparator "i;unknown" :is "a" "b" { keep; }

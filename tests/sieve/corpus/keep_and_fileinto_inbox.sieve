@@ -1,0 +1,1 @@
+require "fileinto"; keep; fileinto "INBOX"; fileinto "Other";

@@ -1,0 +1,1 @@
+redirect "a@example.org"; redirect "a@EXAMPLE.ORG"; redirect "A@example.org";

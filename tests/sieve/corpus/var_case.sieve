@@ -1,0 +1,3 @@
+require ["variables", "fileinto"];
+set "MixedCase" "v";
+fileinto "${mixedcase}${MIXEDCASE}";

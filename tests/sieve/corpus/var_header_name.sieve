@@ -1,0 +1,3 @@
+require ["variables", "fileinto"];
+set "h" "x-caffeine";
+if header :contains "${h}" "N4" { fileinto "found-${h}"; }

@@ -1,0 +1,5 @@
+require ["variables", "fileinto"];
+set "a" "x";
+fileinto "${a";
+fileinto "${a}${";
+fileinto "$${a}}";
