@@ -1,0 +1,3 @@
+require ["copy", "fileinto"];
+redirect :copy "x@example.org";
+fileinto :copy "Copy";

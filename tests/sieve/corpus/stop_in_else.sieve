@@ -1,0 +1,3 @@
+require "fileinto";
+if false { fileinto "a"; } else { stop; }
+fileinto "b";

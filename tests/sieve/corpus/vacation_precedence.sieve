@@ -1,0 +1,3 @@
+# message: list.eml
+require "vacation";
+vacation :addresses "sieve@lists.example.org" "Gone";

@@ -1,0 +1,3 @@
+require ["vacation", "fileinto"];
+fileinto "Archive";
+vacation "Gone";
