@@ -1,0 +1,5 @@
+require "fileinto";
+# comment
+if true {
+  fileinto :copy "x";
+}

@@ -1,0 +1,5 @@
+require "fileinto";
+/* multi
+   line
+   comment */ fileinto "unterminated;
+keep;

@@ -1,0 +1,9 @@
+require "fileinto";
+if true {
+  if true {
+    if true {
+      keep;
+      filein "x";
+    }
+  }
+}
