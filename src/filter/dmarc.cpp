@@ -1,3 +1,5 @@
+// The sans-I/O part of DMARC (no coroutines, so the fuzzer can instrument it); discovery is in
+// dmarc_discover.cpp.
 #include "mailroom/filter/dmarc.hpp"
 
 #include <random>
@@ -5,7 +7,6 @@
 #include "mailroom/core/error.hpp"
 #include "mailroom/core/text.hpp"
 #include "mailroom/mime/address.hpp"
-#include "mailroom/net/dns/resolver.hpp"
 
 namespace mailroom::filter::dmarc {
 
@@ -142,8 +143,6 @@ bool is_token_char(char c) noexcept {
 
 policy lower(policy p) noexcept { return p == policy::reject ? policy::quarantine : policy::none; }
 
-bool is_absent(std::error_code ec) noexcept { return ec == net::dns::errc::nxdomain || ec == net::dns::errc::no_data; }
-
 std::string normalize_domain(std::string_view d) {
   if (!d.empty() && d.back() == '.') d.remove_suffix(1);
   return text::to_lower(d);
@@ -252,46 +251,6 @@ result<record> parse_record(std::string_view text, record_limits limits) {
   return r;
 }
 
-task<discovery> discover(std::string from_domain, public_suffix_list const& psl, txt_lookup lookup, record_limits limits) {
-  discovery out;
-  std::string const domain = normalize_domain(from_domain);
-  std::string const org = psl.organizational_domain(domain);
-  for (int round = 0; round < 2; ++round) {
-    std::string const at = round == 0 ? domain : org;
-    if (round == 1 && (org.empty() || org == domain)) break;
-    std::string const name = "_dmarc." + at;
-    auto answers = co_await lookup(name);
-    if (!answers) {
-      if (is_absent(answers.error())) continue;
-      out.state = discovery::status::temperror;
-      out.error = answers.error();
-      co_return out;
-    }
-    std::string_view only;
-    std::size_t count = 0;
-    for (auto const& txt : *answers) {
-      if (!is_dmarc_record(txt)) continue;
-      if (++count == 1) only = txt;
-    }
-    if (count == 0) continue;
-    out.domain = at;
-    out.organizational = round == 1;
-    if (count > 1) {
-      out.error = make_error_code(errc::multiple_records);
-      co_return out;
-    }
-    auto rec = parse_record(only, limits);
-    if (!rec) {
-      out.error = rec.error();
-      co_return out;
-    }
-    out.state = discovery::status::found;
-    out.rec = std::move(*rec);
-    co_return out;
-  }
-  co_return out;
-}
-
 result<std::string> from_domain(std::span<std::string_view const> from_fields) {
   if (from_fields.empty()) return fail(errc::no_from);
   if (from_fields.size() > 1) return fail(errc::multiple_from);
@@ -382,20 +341,6 @@ evaluation evaluate(std::string_view from_domain, discovery const& found, auth_r
     }
   }
   return e;
-}
-
-task<evaluation> check(std::vector<std::string> from_fields, auth_results auth, public_suffix_list const& psl,
-                       txt_lookup lookup, random_source random, record_limits limits) {
-  std::vector<std::string_view> views(from_fields.begin(), from_fields.end());
-  auto domain = from_domain(std::span<std::string_view const>(views));
-  if (!domain) {
-    evaluation e;
-    e.result = outcome::permerror;
-    e.error = domain.error();
-    co_return e;
-  }
-  discovery found = co_await discover(*domain, psl, std::move(lookup), limits);
-  co_return evaluate(*domain, found, auth, psl, random);
 }
 
 std::string authentication_results(evaluation const& e) {
