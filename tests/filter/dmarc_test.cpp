@@ -42,6 +42,21 @@ struct fake_dns {
   }
 };
 
+dmarc::auth_results spf(std::string domain, bool pass) {
+  dmarc::auth_results a;
+  a.spf_domain = std::move(domain);
+  a.spf_pass = pass;
+  return a;
+}
+
+dmarc::dkim_signature sig(std::string domain, std::string selector, bool pass) {
+  dmarc::dkim_signature s;
+  s.domain = std::move(domain);
+  s.selector = std::move(selector);
+  s.pass = pass;
+  return s;
+}
+
 template <class T>
 T run(task<T> t) {
   asio::io_context io;
@@ -273,7 +288,7 @@ TEST_CASE("dmarc: evaluation, sp, pct sampling and the Authentication-Results en
   dns.txt["_dmarc.example.com"] = {"v=DMARC1; p=reject; sp=quarantine; pct=50; aspf=s"};
   dns.txt["_dmarc.example.org"] = {"v=DMARC1; p=reject"};
 
-  dmarc::auth_results spf_child{"child.example.com", true, {}};
+  dmarc::auth_results spf_child = spf("child.example.com", true);
   unsigned calls = 0;
   unsigned roll = 0;
   dmarc::random_source rnd = [&] {
@@ -310,7 +325,8 @@ TEST_CASE("dmarc: evaluation, sp, pct sampling and the Authentication-Results en
 
   // Relaxed DKIM alignment passes; failing and unaligned signatures do not.
   calls = 0;
-  dmarc::auth_results dkim{"other.net", true, {{"example.net", "s1", true}, {"example.com", "s2", false}, {"mail.example.com", "s3", true}}};
+  dmarc::auth_results dkim = spf("other.net", true);
+  dkim.dkim = {sig("example.net", "s1", true), sig("example.com", "s2", false), sig("mail.example.com", "s3", true)};
   e = run(dmarc::check({"joe@example.com"}, dkim, psl, dns.lookup(), rnd));
   CHECK(e.result == outcome::pass);
   CHECK(e.dkim_aligned);
@@ -320,10 +336,10 @@ TEST_CASE("dmarc: evaluation, sp, pct sampling and the Authentication-Results en
   CHECK(dmarc::authentication_results(e) == "dmarc=pass (p=reject sp=quarantine dis=none) header.from=example.com");
 
   // SPF alignment (relaxed at example.org) passes; SPF that did not pass does not count.
-  e = run(dmarc::check({"joe@example.org"}, {"bounce.example.org", true, {}}, psl, dns.lookup(), rnd));
+  e = run(dmarc::check({"joe@example.org"}, spf("bounce.example.org", true), psl, dns.lookup(), rnd));
   CHECK(e.result == outcome::pass);
   CHECK(e.spf_aligned);
-  e = run(dmarc::check({"joe@example.org"}, {"example.org", false, {}}, psl, dns.lookup(), rnd));
+  e = run(dmarc::check({"joe@example.org"}, spf("example.org", false), psl, dns.lookup(), rnd));
   CHECK(e.result == outcome::fail);
   CHECK(e.disposition == policy::reject);
   CHECK(calls == 0);  // pct=100: no sampling

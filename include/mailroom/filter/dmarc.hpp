@@ -127,11 +127,14 @@ struct dkim_signature {
   std::string domain;    ///< d=
   std::string selector;  ///< s= (for reports)
   bool pass = false;
+  std::string result;    ///< for reports: "fail", "temperror"...; empty = "pass" or "fail" from pass
 };
 struct auth_results {
   std::string spf_domain;  ///< the domain SPF checked (MAIL FROM's, or HELO's for a null sender)
   bool spf_pass = false;
   std::vector<dkim_signature> dkim;
+  std::string spf_result;  ///< for reports: "softfail", "none"...; empty = "pass" or "fail" from spf_pass
+  std::string spf_scope;   ///< for reports: "mfrom" or "helo"; empty = "mfrom"
 };
 
 enum class outcome { none, pass, fail, temperror, permerror };
