@@ -171,13 +171,6 @@ std::error_code greylist::compact() {
   std::int64_t const now_s = std::chrono::duration_cast<std::chrono::seconds>(now().time_since_epoch()).count();
   drop_expired(now_s);
   if (opts_.path.empty()) return {};
-  if (log_) {
-    std::fclose(log_);
-    log_ = nullptr;
-  }
-  std::string const tmp = opts_.path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) return last_error_ = errno_code();
   std::string out = header;
   std::size_t lines = 1;
   triplets_->for_each_oldest_first([&](std::string const& key, triplet const& t) {
@@ -188,18 +181,27 @@ std::error_code greylist::compact() {
     out += "C " + std::to_string(c.passes) + ' ' + std::to_string(c.last) + ' ' + net + '\n';
     ++lines;
   });
-  bool ok = std::fwrite(out.data(), 1, out.size(), f) == out.size() && std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
-  std::error_code ec = ok ? std::error_code() : errno_code();
-  if (std::fclose(f) != 0 && !ec) ec = errno_code();
-  if (!ec && std::rename(tmp.c_str(), opts_.path.c_str()) != 0) ec = errno_code();
-  if (!ec) ec = fsync_directory(parent_directory(opts_.path));
+  // The old file stays the log until the new one has replaced it.
+  std::string const tmp = opts_.path + ".tmp";
+  std::error_code ec;
+  if (std::FILE* f = std::fopen(tmp.c_str(), "wb")) {
+    bool ok = std::fwrite(out.data(), 1, out.size(), f) == out.size() && std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
+    if (!ok) ec = errno_code();
+    if (std::fclose(f) != 0 && !ec) ec = errno_code();
+    if (!ec && std::rename(tmp.c_str(), opts_.path.c_str()) != 0) ec = errno_code();
+    if (ec) std::remove(tmp.c_str());
+  } else {
+    ec = errno_code();
+  }
   if (ec) {
-    std::remove(tmp.c_str());
+    lines_ = 0;  // try again after as many lines as a compaction would wait for
     return last_error_ = ec;
   }
+  if (log_) std::fclose(log_);
   lines_ = lines;
   log_ = std::fopen(opts_.path.c_str(), "ab");
   if (!log_) return last_error_ = errno_code();
+  if (auto dir_ec = fsync_directory(parent_directory(opts_.path))) return last_error_ = dir_ec;
   return {};
 }
 

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <string>
 
 #include "mailroom/filter/greylist.hpp"
@@ -226,4 +227,22 @@ TEST_CASE("greylist: the file is compacted as it grows; open fails on an unreada
   CHECK(!greylist::open(bad));
   bad.path = dir.path() + "/missing/dir/gl";
   CHECK(!greylist::open(bad));
+}
+
+TEST_CASE("greylist: a failing file does not stop greylisting") {
+  testing::temp_dir dir;
+  fake_clock c;
+  auto o = with_clock(c, 0);
+  std::filesystem::create_directory(dir.path() + "/sub");
+  o.path = dir.path() + "/sub/gl";
+  o.compact_min_lines = 5;
+  o.max_entries = 3;  // so the log soon holds more than twice the live entries
+  auto g = open(o);
+  std::filesystem::remove_all(dir.path() + "/sub");  // compaction can no longer write its file
+  auto const ip = make_address("192.0.2.1");
+  for (int i = 0; i < 20; ++i) CHECK(g->check(ip, "s" + std::to_string(i) + "@x", "r@y").why == greylist::reason::new_triplet);
+  CHECK(g->last_error() == std::errc::no_such_file_or_directory);
+  c.t += 5min;
+  CHECK(g->check(ip, "s19@x", "r@y").why == greylist::reason::promoted);
+  CHECK(g->size() == 3);
 }
