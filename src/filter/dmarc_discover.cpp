@@ -8,7 +8,10 @@ namespace mailroom::filter::dmarc {
 
 namespace {
 
-bool is_absent(std::error_code ec) noexcept { return ec == net::dns::errc::nxdomain || ec == net::dns::errc::no_data; }
+// No record can exist: the name or the type is absent, or the name cannot be queried at all.
+bool is_absent(std::error_code ec) noexcept {
+  return ec == net::dns::errc::nxdomain || ec == net::dns::errc::no_data || ec == net::dns::errc::bad_name;
+}
 
 }  // namespace
 

@@ -371,3 +371,13 @@ TEST_CASE("dmarc: evaluation, sp, pct sampling and the Authentication-Results en
   odd.from_domain = "ex\"ample.com";
   CHECK(dmarc::authentication_results(odd) == "dmarc=none header.from=\"ex\\\"ample.com\"");
 }
+
+TEST_CASE("dmarc: a From domain the resolver cannot query has no policy") {
+  fake_dns dns;
+  dns.errors["_dmarc.bad name.com"] = make_error_code(net::dns::errc::bad_name);
+  auto d = run(dmarc::discover("bad name.com", test_psl(), dns.lookup()));
+  CHECK(d.state == dmarc::discovery::status::none);
+  dns.errors["_dmarc.gone.com"] = make_error_code(net::dns::errc::cancelled);
+  d = run(dmarc::discover("gone.com", test_psl(), dns.lookup()));
+  CHECK(d.state == dmarc::discovery::status::temperror);
+}

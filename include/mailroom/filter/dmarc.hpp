@@ -14,8 +14,9 @@
 //   invalid (errc::too_long, errc::too_many_tags) and, like any invalid record, ignored.
 // - discover() follows 6.6.3: TXT at _dmarc.<From domain>; records not starting with v=DMARC1
 //   are discarded; if none remain, TXT at _dmarc.<organizational domain> (when it differs);
-//   several DMARC records, or an invalid one, mean no policy. nxdomain/no_data are "no record",
-//   any other lookup failure is temperror. The lookup gets names without a trailing dot.
+//   several DMARC records, or an invalid one, mean no policy. nxdomain/no_data (and bad_name: a
+//   From domain that cannot be queried) are "no record", any other lookup failure is temperror.
+//   The lookup gets names without a trailing dot.
 // - from_domain() applies 6.6.1: exactly one From field holding exactly one mailbox with a
 //   domain; otherwise errc::no_from / multiple_from / no_from_domain / bad_from_domain, which
 //   check() reports as permerror (receivers typically reject such messages; that choice is the
@@ -161,7 +162,8 @@ struct evaluation {
 };
 
 /// The DMARC result and disposition from a discovered policy and the SPF/DKIM results. random
-/// is called only for a failing message with 0 < pct < 100 (default_random() when empty).
+/// is called only for a failing message whose policy is not none and 0 < pct < 100
+/// (default_random() when empty).
 evaluation evaluate(std::string_view from_domain, discovery const& found, auth_results const& auth,
                     public_suffix_list const& psl, random_source const& random = {});
 
