@@ -149,8 +149,15 @@ class dmarc_filter final : public check_base {
         if (id.empty()) id = property(r, "smtp.helo");
         ar.spf_domain = id.substr(id.rfind('@') + 1);  // npos + 1 == 0: a bare domain
         ar.spf_pass = r.result == "pass";
+        ar.spf_result = r.result;
+        ar.spf_scope = property(r, "smtp.mailfrom").empty() ? "helo" : "mfrom";
       } else if (r.method == "dkim" && !property(r, "header.d").empty()) {
-        ar.dkim.push_back({property(r, "header.d"), property(r, "header.s"), r.result == "pass"});
+        dmarc::dkim_signature sig;
+        sig.domain = property(r, "header.d");
+        sig.selector = property(r, "header.s");
+        sig.pass = r.result == "pass";
+        sig.result = r.result;
+        ar.dkim.push_back(std::move(sig));
       }
     }
     auto from = header_values(m, "From");

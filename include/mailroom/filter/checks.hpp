@@ -22,6 +22,7 @@
 #include "mailroom/filter/dnsbl.hpp"
 #include "mailroom/filter/filter.hpp"
 #include "mailroom/filter/greylist.hpp"
+#include "mailroom/filter/milter.hpp"
 #include "mailroom/filter/public_suffix.hpp"
 #include "mailroom/filter/rate_limit.hpp"
 #include "mailroom/filter/spf.hpp"
@@ -66,5 +67,13 @@ std::shared_ptr<filter> make_greylist_filter(std::shared_ptr<greylist> g);
 /// 450 4.7.1 with the time to wait.
 std::shared_ptr<filter> make_rate_limit_filter(std::shared_ptr<rate_limiter> per_client,
                                                std::shared_ptr<rate_limiter> per_sender);
+
+/// A milter (milter.hpp) for every SMTP connection: connected in begin() (a failure there is the
+/// entry's failure policy), told each phase, and at the message given the whole message; its
+/// header and body changes replace the message, its quarantine holds it. Recipient and sender
+/// changes are not applied (logged). `hostname` is our name (macro j).
+std::shared_ptr<filter> make_milter_filter(executor ex, std::string name, std::string socket_spec,
+                                           std::string hostname, milter::client_options opts = {},
+                                           log::logger logger = {});
 
 }  // namespace mailroom::filter
