@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -24,6 +25,7 @@
 #include <asio/signal_set.hpp>
 
 #include "config.hpp"
+#include "filters.hpp"
 #include "mailroom/auth/passwd_file.hpp"
 #include "mailroom/core/durable.hpp"
 #include "mailroom/core/text.hpp"
@@ -156,7 +158,22 @@ int run(std::string const& config_path, mailroomd::config const& c) {
   mda::store_target_options mo;
   mo.store = st;
   mo.over_quota_tempfail = c.quota_tempfail;
+  mo.hostname = c.hostname;
+  // Sieve: each user's active script is <data_dir>/mail/<user>/.dovecot.sieve, where Dovecot's
+  // Pigeonhole keeps it too; vacation replies are remembered beside it.
+  auto const mail_root = c.data_dir + "/mail/";
+  mo.sieve_script = [mail_root](std::string const& user) -> std::optional<std::string> {
+    std::ifstream in(mail_root + user + "/.dovecot.sieve", std::ios::binary);
+    if (!in) return std::nullopt;
+    std::ostringstream os;
+    os << in.rdbuf();
+    return os.str();
+  };
+  mo.vacation_store = [mail_root](std::string const& user) -> std::unique_ptr<sieve::vacation_store> {
+    return std::make_unique<sieve::file_vacation_store>(mail_root + user + "/.mailroom-vacation");
+  };
   auto mda = std::make_shared<mda::store_target>(mo, logger);
+  mda->set_outgoing(*sp);  // Sieve's redirect and vacation replies are queued
   load_aliases(c, *mda, logger);
   // Where queued mail goes: [[transport]] routes first, then local domains to the store and,
   // with [outbound] enabled, every other domain to its MX hosts (or the relayhost).
@@ -283,8 +300,15 @@ int run(std::string const& config_path, mailroomd::config const& c) {
   in.relay = std::make_shared<mta::relay_policy const>(relay);
   in.local_recipient_check = [mda](address const& to, std::uint64_t size) { return mda->check_recipient(to, size); };
   in.hostname = c.hostname;
+  // [filters]: one chain for mail from outside (mx, lmtp), one for our users' (submission).
+  auto chains = mailroomd::build_filters(c, io.get_executor(), *dns, logger);
+  auto in_submission = in;
+  in.filters = chains.mx;
+  in_submission.filters = chains.submission;
   auto inbound = std::make_shared<mta::inbound>(std::move(in), logger);
+  auto inbound_submission = std::make_shared<mta::inbound>(std::move(in_submission), logger);
   smtp::server server(io.get_executor(), inbound, opts, logger);
+  smtp::server submission_server(io.get_executor(), inbound_submission, opts, logger);
   for (auto const& l : c.listeners) {
     if (l.kind == "imap" || l.kind == "imaps") {
       listen_reader<imap::listener_options>(imap_server, l, l.kind == "imaps");
@@ -305,7 +329,8 @@ int run(std::string const& config_path, mailroomd::config const& c) {
     } else if (l.kind == "lmtp") {
       lo.proto = smtp::protocol::lmtp;
     }
-    if (auto r = server.listen(lo); !r) throw std::runtime_error("listen " + l.address + ": " + r.error().message());
+    auto& srv = l.kind == "submission" || l.kind == "submissions" ? submission_server : server;
+    if (auto r = srv.listen(lo); !r) throw std::runtime_error("listen " + l.address + ": " + r.error().message());
     std::cout << "mailroomd: " << l.kind << " on " << l.address << "\n";
   }
   std::cout << "mailroomd: mail for " << c.local_domains.front() << " goes to " << c.data_dir << "/mail/<user>/Maildir"
@@ -335,6 +360,7 @@ int run(std::string const& config_path, mailroomd::config const& c) {
     if (ec) return;
     logger.notice("shutting down");
     asio::co_spawn(io, server.shutdown(std::chrono::seconds(10)), asio::detached);
+    asio::co_spawn(io, submission_server.shutdown(std::chrono::seconds(10)), asio::detached);
     asio::co_spawn(io, pop3_server.shutdown(std::chrono::seconds(10)), asio::detached);
     asio::co_spawn(io, imap_server.shutdown(std::chrono::seconds(10)), asio::detached);
     qmgr->stop();
