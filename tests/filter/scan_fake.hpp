@@ -76,11 +76,10 @@ struct fake_scanner {
       whole = complete(received);
     }
     if (silent) {
-      // Keep the connection open and unanswered: read until the client gives up.
-      for (;;) {
-        auto [ec, n] = co_await sock.async_read_some(asio::buffer(buf), use_tuple);
-        if (ec) co_return;
-      }
+      // Keep the connection open and unanswered, even after the client's half-close.
+      asio::steady_timer forever(io_, std::chrono::hours(1));
+      co_await forever.async_wait(use_tuple);
+      co_return;
     }
     if (!close_at_once) {
       asio::steady_timer t(io_);
