@@ -10,6 +10,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <asio/basic_socket_acceptor.hpp>
@@ -102,5 +104,59 @@ struct fake_scanner {
   std::string path_;
   std::optional<asio::basic_socket_acceptor<asio::generic::stream_protocol>> acceptor_;
 };
+
+/// A scanner that takes the request and never answers: the read deadline (150 ms) must end the
+/// exchange with net::errc::timeout. Scripted: a test's fixture with members f (fake_scanner),
+/// o (client options) and scan(message).
+template <class Scripted>
+std::error_code silent_scan() {
+  Scripted s({});
+  s.f.silent = true;
+  s.o.deadlines = {std::chrono::seconds(1), std::chrono::milliseconds(150), std::chrono::seconds(5)};
+  auto v = s.scan("x");
+  return v ? std::error_code() : v.error();
+}
+
+/// What a sans-I/O reply parser made of some input: the reply, or the error that ended it.
+template <class Reply>
+struct parsed_reply {
+  std::optional<Reply> reply;
+  std::error_code error;
+};
+
+/// Feeds `in` to p whole or a byte at a time, calling next() after each piece, then ends the
+/// stream with finish() unless a reply or an error came first.
+template <class Parser>
+auto feed_all(Parser& p, std::string_view in, bool bytewise = false) {
+  using reply_t = std::remove_cvref_t<decltype(*p.finish())>;
+  parsed_reply<reply_t> out;
+  auto step = [&](std::string_view piece) {
+    p.feed(piece);
+    auto r = p.next();
+    if (!r) out.error = r.error();
+    else if (*r) out.reply = std::move(**r);
+    return !out.error && !out.reply;
+  };
+  if (bytewise) {
+    for (char c : in)
+      if (!step(std::string_view(&c, 1))) return out;
+  } else if (!step(in)) {
+    return out;
+  }
+  auto f = p.finish();
+  if (f) out.reply = std::move(*f);
+  else out.error = f.error();
+  return out;
+}
+
+/// True once a request with a header block ("...\r\n\r\n") and, when the header named
+/// `length_header` ("Content-length: ") is present, that many octets of body arrived.
+inline bool request_complete(std::string const& r, std::string_view length_header) {
+  auto end = r.find("\r\n\r\n");
+  if (end == std::string::npos) return false;
+  auto cl = r.find(length_header);
+  if (cl == std::string::npos || cl > end) return true;
+  return r.size() - end - 4 >= std::stoul(r.substr(cl + length_header.size()));
+}
 
 }  // namespace mailroom::testing

@@ -18,32 +18,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct parsed {
-  std::optional<spamd_reply> reply;
-  std::error_code error;
-};
-
 /// Feeds `in` (whole or a byte at a time), then ends the stream.
-parsed parse(std::string_view in, spamd_command cmd, spamd_reply_limits limits = {}, bool bytewise = false) {
+testing::parsed_reply<spamd_reply> parse(std::string_view in, spamd_command cmd, spamd_reply_limits limits = {},
+                                         bool bytewise = false) {
   spamd_reply_parser p(cmd, limits);
-  parsed out;
-  auto step = [&](std::string_view piece) {
-    p.feed(piece);
-    auto r = p.next();
-    if (!r) out.error = r.error();
-    else if (*r) out.reply = std::move(**r);
-    return !out.error && !out.reply;
-  };
-  if (bytewise) {
-    for (char c : in)
-      if (!step(std::string_view(&c, 1))) return out;
-  } else if (!step(in)) {
-    return out;
-  }
-  auto f = p.finish();
-  if (f) out.reply = std::move(*f);
-  else out.error = f.error();
-  return out;
+  return testing::feed_all(p, in, bytewise);
 }
 
 constexpr std::string_view check_spam = "SPAMD/1.1 0 EX_OK\r\nSpam: True ; 1000.0 / 5.0\r\n\r\n";
@@ -53,14 +32,7 @@ constexpr std::string_view symbols_spam =
 
 log::logger quiet() { return log::logger(std::make_shared<log::null_sink>(), log::level::off); }
 
-/// True once a SPAMC request's headers and Content-length octets of body arrived.
-bool request_complete(std::string const& r) {
-  auto end = r.find("\r\n\r\n");
-  if (end == std::string::npos) return false;
-  auto cl = r.find("Content-length: ");
-  if (cl == std::string::npos || cl > end) return true;
-  return r.size() - end - 4 >= std::stoul(r.substr(cl + 16));
-}
+bool request_complete(std::string const& r) { return testing::request_complete(r, "Content-length: "); }
 
 struct scripted {
   asio::io_context io;
@@ -268,12 +240,7 @@ TEST_CASE("spamd client: ham, errors, hostile servers, deadlines") {
       CHECK(v.error() == c.expected);
     }
   }
-  SUBCASE("silence") {
-    scripted s({});
-    s.f.silent = true;
-    s.o.deadlines = {1s, 150ms, 5s};
-    CHECK(s.scan("x").error() == net::errc::timeout);
-  }
+  SUBCASE("silence") { CHECK(testing::silent_scan<scripted>() == net::errc::timeout); }
   SUBCASE("over max_size: refused without connecting") {
     scripted s({std::string(check_spam)});
     s.o.max_size = 10;
