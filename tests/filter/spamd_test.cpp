@@ -174,15 +174,15 @@ TEST_CASE("spamd verdicts") {
     int code;
     scan_errc expected;
   };
-  for (auto [code, expected] : {code_case{64, scan_errc::request_refused}, code_case{65, scan_errc::request_refused},
+  for (auto c : {code_case{64, scan_errc::request_refused}, code_case{65, scan_errc::request_refused},
                                 code_case{67, scan_errc::request_refused}, code_case{76, scan_errc::request_refused},
                                 code_case{77, scan_errc::request_refused}, code_case{69, scan_errc::temporarily_unavailable},
                                 code_case{75, scan_errc::temporarily_unavailable}, code_case{79, scan_errc::temporarily_unavailable},
                                 code_case{70, scan_errc::scanner_error}, code_case{74, scan_errc::scanner_error},
                                 code_case{1, scan_errc::scanner_error}}) {
     spamd_reply e;
-    e.code = code;
-    CHECK_MESSAGE(interpret_spamd_reply(e, spamd_command::check).error() == expected, code);
+    e.code = c.code;
+    CHECK_MESSAGE(interpret_spamd_reply(e, spamd_command::check).error() == c.expected, c.code);
   }
 }
 

@@ -79,8 +79,9 @@ class reader {
       std::string name;
       if (auto r = string(name); !r) return r;
       if (!eat(':')) return fail(scan_errc::malformed_reply);
-      out.members.emplace_back(std::move(name), json_value{});
-      if (auto r = value(out.members.back().second, depth); !r) return r;
+      out.members.emplace_back();
+      out.members.back().name = std::move(name);
+      if (auto r = value(out.members.back().value, depth); !r) return r;
       if (eat('}')) return {};
       if (!eat(',')) return fail(scan_errc::malformed_reply);
     }

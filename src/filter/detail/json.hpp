@@ -7,7 +7,6 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 #include "mailroom/core/result.hpp"
@@ -20,6 +19,8 @@ struct json_limits {
   std::size_t max_string = 64 * 1024; ///< octets of one string after unescaping
 };
 
+struct json_member;
+
 struct json_value {
   enum class kind { null, boolean, number, string, array, object };
   kind k = kind::null;
@@ -27,11 +28,16 @@ struct json_value {
   double number = 0;
   std::string string;
   std::vector<json_value> elements;                        ///< array
-  std::vector<std::pair<std::string, json_value>> members;  ///< object, in document order
+  std::vector<json_member> members;                         ///< object, in document order
 
   /// The first member named key of an object; null for anything else or no such member.
   json_value const* find(std::string_view key) const noexcept;
   bool is(kind x) const noexcept { return k == x; }
+};
+
+struct json_member {
+  std::string name;
+  json_value value;
 };
 
 /// Parses one document (surrounding white space allowed). Errors: scan_errc::malformed_reply
