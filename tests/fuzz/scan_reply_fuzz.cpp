@@ -45,41 +45,10 @@ void clamd(std::string_view in, std::size_t piece) {
   (void)p.finish();
 }
 
-void spamd(std::string_view in, std::size_t piece, spamd_command cmd) {
-  spamd_reply_limits const limits{64, 8, 256};
-  spamd_reply_parser p(cmd, limits);
-  for (std::size_t pos = 0; pos < in.size(); pos += piece) {
-    p.feed(in.substr(pos, piece));
-    auto r = p.next();
-    if (!r) {
-      check(!p.next() && !p.finish());
-      return;
-    }
-    if (*r) {
-      check((*r)->body.size() <= limits.max_body && (*r)->message.size() <= limits.max_line);
-      auto v = interpret_spamd_reply(**r, cmd);
-      if (v) check(v->symbols.size() <= limits.max_body && v->report.size() <= limits.max_body);
-      return;
-    }
-  }
-  auto f = p.finish();
-  if (f) check(f->body.size() <= limits.max_body);
-}
-
-void rspamd(std::string_view in, std::size_t piece) {
-  rspamd_reply_limits limits;
-  limits.max_line = 256;
-  limits.max_headers = 16;
-  limits.max_body = 16 * 1024;
-  limits.max_depth = 8;
-  limits.max_values = 512;
-  limits.max_string = 256;
-  rspamd_reply_parser p(limits);
-  auto bounded = [&](rspamd_verdict const& v) {
-    check(v.symbols.size() <= limits.max_values && v.add_headers.size() <= limits.max_values &&
-          v.remove_headers.size() <= limits.max_values && v.action.size() <= limits.max_string &&
-          v.smtp_message.size() <= limits.max_string);
-  };
+/// Feeds in pieces until the parser gives a reply (handed to `bounded`) or an error (which must
+/// stick), then ends the stream.
+template <class Parser, class Check>
+void drive(Parser& p, std::string_view in, std::size_t piece, Check bounded) {
   for (std::size_t pos = 0; pos < in.size(); pos += piece) {
     p.feed(in.substr(pos, piece));
     auto r = p.next();
@@ -93,6 +62,32 @@ void rspamd(std::string_view in, std::size_t piece) {
     }
   }
   if (auto f = p.finish()) bounded(*f);
+}
+
+void spamd(std::string_view in, std::size_t piece, spamd_command cmd) {
+  spamd_reply_limits const limits{64, 8, 256};
+  spamd_reply_parser p(cmd, limits);
+  drive(p, in, piece, [&](spamd_reply const& r) {
+    check(r.body.size() <= limits.max_body && r.message.size() <= limits.max_line);
+    if (auto v = interpret_spamd_reply(r, cmd))
+      check(v->symbols.size() <= limits.max_body && v->report.size() <= limits.max_body);
+  });
+}
+
+void rspamd(std::string_view in, std::size_t piece) {
+  rspamd_reply_limits limits;
+  limits.max_line = 256;
+  limits.max_headers = 16;
+  limits.max_body = 16 * 1024;
+  limits.max_depth = 8;
+  limits.max_values = 512;
+  limits.max_string = 256;
+  rspamd_reply_parser p(limits);
+  drive(p, in, piece, [&](rspamd_verdict const& v) {
+    check(v.symbols.size() <= limits.max_values && v.add_headers.size() <= limits.max_values &&
+          v.remove_headers.size() <= limits.max_values && v.action.size() <= limits.max_string &&
+          v.smtp_message.size() <= limits.max_string);
+  });
 }
 
 }  // namespace

@@ -7,7 +7,9 @@ installed is skipped; with none installed the test exits 77.
 rspamd compiles its Hyperscan databases on a cold start (half a minute or more); they are kept in
 $MAILROOM_RSPAMD_CACHE (default: a directory under the system's temporary directory) so later
 runs start in seconds."""
+import grp
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -93,26 +95,23 @@ class Daemon:
             return f.read()[-3000:]
 
 
-class ClamdTest(unittest.TestCase):
+class DaemonTest(unittest.TestCase):
+    """Starts cls.TOOL once for the class (skipped when not installed) and stops it after.
+    Subclasses define prepare(d): writes the configuration into d.dir and returns (argv, ready),
+    ready() being true once the daemon listens."""
+    TOOL, PACKAGE, STARTUP_SECONDS = None, None, 30
+
     @classmethod
     def setUpClass(cls):
         cls.d = None
-        if shutil.which("clamd") is None:
-            raise unittest.SkipTest("clamd is not installed (Debian package clamav-daemon)")
-        d = cls.d = Daemon("clamd-")
-        os.makedirs(d.dir + "/db")
-        # A body signature (.ndb: name, any file type, any offset, hex) for EICAR's marker.
-        with open(d.dir + "/db/mailroom.ndb", "w") as f:
-            f.write("Mailroom.Test.EICAR:0:*:%s\n" % b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE".hex())
+        if shutil.which(cls.TOOL) is None:
+            raise unittest.SkipTest("%s is not installed (Debian package %s)" % (cls.TOOL, cls.PACKAGE))
+        cls.d = Daemon(cls.TOOL + "-")
         cls.port = sinklib.free_port()
-        cls.sock = d.dir + "/clamd.sock"
-        with open(d.dir + "/clamd.conf", "w") as f:
-            f.write("Foreground yes\nLocalSocket %s\nTCPSocket %d\nTCPAddr 127.0.0.1\nDatabaseDirectory %s/db\n"
-                    "TemporaryDirectory %s\nPidFile %s/clamd.pid\nLogFile %s/clamd.log\nStreamMaxLength 100K\n"
-                    "SelfCheck 0\n" % (cls.sock, cls.port, d.dir, d.dir, d.dir, d.dir))
-        d.start(["clamd", "-c", d.dir + "/clamd.conf"])
+        args, ready = cls.prepare(cls.d)
+        cls.d.start(args)
         try:
-            wait_for(lambda: os.path.exists(cls.sock) and port_open(cls.port), d.proc, 30, "clamd")
+            wait_for(ready, cls.d.proc, cls.STARTUP_SECONDS, cls.TOOL)
         except RuntimeError:
             cls.tearDownClass()
             raise
@@ -122,6 +121,23 @@ class ClamdTest(unittest.TestCase):
         if cls.d:
             cls.d.stop()
             cls.d = None
+
+
+class ClamdTest(DaemonTest):
+    TOOL, PACKAGE = "clamd", "clamav-daemon"
+
+    @classmethod
+    def prepare(cls, d):
+        os.makedirs(d.dir + "/db")
+        # A body signature (.ndb: name, any file type, any offset, hex) for EICAR's marker.
+        with open(d.dir + "/db/mailroom.ndb", "w") as f:
+            f.write("Mailroom.Test.EICAR:0:*:%s\n" % b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE".hex())
+        cls.sock = d.dir + "/clamd.sock"
+        with open(d.dir + "/clamd.conf", "w") as f:
+            f.write("Foreground yes\nLocalSocket %s\nTCPSocket %d\nTCPAddr 127.0.0.1\nDatabaseDirectory %s/db\n"
+                    "TemporaryDirectory %s\nPidFile %s/clamd.pid\nLogFile %s/clamd.log\nStreamMaxLength 100K\n"
+                    "SelfCheck 0\n" % (cls.sock, cls.port, d.dir, d.dir, d.dir, d.dir))
+        return ["clamd", "-c", d.dir + "/clamd.conf"], lambda: os.path.exists(cls.sock) and port_open(cls.port)
 
     def test_ping(self):
         self.assertEqual(scan("clamd", "inet:%d@127.0.0.1" % self.port, b"", "--ping"), (0, {"pong": ""}))
@@ -152,13 +168,11 @@ class ClamdTest(unittest.TestCase):
         self.assertEqual((code, out["infected"], out["truncated"]), (0, "yes", "yes"), out)
 
 
-class SpamdTest(unittest.TestCase):
+class SpamdTest(DaemonTest):
+    TOOL, PACKAGE, STARTUP_SECONDS = "spamd", "spamd (and spamassassin)", 40
+
     @classmethod
-    def setUpClass(cls):
-        cls.d = None
-        if shutil.which("spamd") is None:
-            raise unittest.SkipTest("spamd is not installed (Debian packages spamd, spamassassin)")
-        d = cls.d = Daemon("spamd-")
+    def prepare(cls, d):
         site, home = d.dir + "/site", d.dir + "/home"
         os.makedirs(site)
         os.makedirs(home)
@@ -170,24 +184,12 @@ class SpamdTest(unittest.TestCase):
                 shutil.copy(os.path.join("/etc/spamassassin", name), site)
         with open(site + "/local.cf", "w") as f:
             f.write("use_bayes 0\nbayes_auto_learn 0\nskip_rbl_checks 1\ndns_available no\n")
-        cls.port = sinklib.free_port()
         args = ["spamd", "-L", "-x", "--listen=127.0.0.1:%d" % cls.port, "--configpath=/usr/share/spamassassin",
                 "--siteconfigpath=" + site, "-H", home, "--pidfile=" + d.dir + "/spamd.pid", "--syslog=stderr",
                 "-m", "2", "--min-children=1", "--min-spare=1", "--max-spare=1"]
         if os.geteuid() == 0:
             args += ["-u", "nobody"]
-        d.start(args)
-        try:
-            wait_for(lambda: port_open(cls.port), d.proc, 40, "spamd")
-        except RuntimeError:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.d:
-            cls.d.stop()
-            cls.d = None
+        return args, lambda: port_open(cls.port)
 
     def address(self):
         return "inet:%d@127.0.0.1" % self.port
@@ -244,39 +246,24 @@ dns { nameserver = ["127.0.0.1:1"]; timeout = 0.1s; retransmits = 1; }
 """
 
 
-class RspamdTest(unittest.TestCase):
+class RspamdTest(DaemonTest):
+    TOOL, PACKAGE, STARTUP_SECONDS = "rspamd", "rspamd", 180
+
     @classmethod
-    def setUpClass(cls):
-        cls.d = None
-        if shutil.which("rspamd") is None:
-            raise unittest.SkipTest("rspamd is not installed (Debian package rspamd)")
-        d = cls.d = Daemon("rspamd-")
+    def prepare(cls, d):
         cache = os.environ.get("MAILROOM_RSPAMD_CACHE", os.path.join(tempfile.gettempdir(), "mailroom-interop-rspamd-hs"))
         os.makedirs(cache, exist_ok=True)
         for sub in ("db", "run", "log", "override.d"):
             os.makedirs(os.path.join(d.dir, sub))
-        cls.port = sinklib.free_port()
         with open(d.dir + "/rspamd.conf", "w") as f:
             f.write(RSPAMD_CONF % {"port": cls.port, "dir": d.dir})
         with open(d.dir + "/override.d/options.inc", "w") as f:
             f.write(RSPAMD_OPTIONS % {"cache": cache})
-        import grp
-        import pwd
         user, group = pwd.getpwuid(os.geteuid()).pw_name, grp.getgrgid(os.getegid()).gr_name
-        d.start(["rspamd", "-f", "-i", "-u", user, "-g", group, "-c", d.dir + "/rspamd.conf",
+        args = ["rspamd", "-f", "-i", "-u", user, "-g", group, "-c", d.dir + "/rspamd.conf",
                  "--var=CONFDIR=/etc/rspamd", "--var=LOCAL_CONFDIR=" + d.dir, "--var=DBDIR=" + d.dir + "/db",
-                 "--var=RUNDIR=" + d.dir + "/run", "--var=LOGDIR=" + d.dir + "/log"])
-        try:
-            wait_for(lambda: port_open(cls.port), d.proc, 180, "rspamd")
-        except RuntimeError:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.d:
-            cls.d.stop()
-            cls.d = None
+                 "--var=RUNDIR=" + d.dir + "/run", "--var=LOGDIR=" + d.dir + "/log"]
+        return args, lambda: port_open(cls.port)
 
     def test_ping(self):
         self.assertEqual(scan("rspamd", "127.0.0.1:%d" % self.port, b"", "--ping"), (0, {"pong": ""}))
