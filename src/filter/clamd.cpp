@@ -42,6 +42,8 @@ clamd_client::clamd_client(executor ex, clamd_options opts, log::logger logger)
 }
 
 task<result<clamd_verdict>> clamd_client::scan(std::string_view message) {
+  if (message.size() > opts_.max_size && opts_.on_oversize == clamd_options::oversize::fail)
+    co_return fail(scan_errc::message_too_large);  // known before connecting
   view_source src(message);
   co_return co_await scan(src);
 }

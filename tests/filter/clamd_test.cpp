@@ -199,8 +199,15 @@ TEST_CASE("clamd client: the caller's max_size, refused or scanned as a prefix")
   scripted s({z("stream: OK")});
   s.o.max_size = 100;
   s.o.chunk_size = 30;
-  SUBCASE("fail: nothing past max_size is sent") {
-    auto v = s.scan(std::string(101, 'b'));
+  SUBCASE("fail, known before connecting") {
+    CHECK(s.scan(std::string(101, 'b')).error() == scan_errc::message_too_large);
+    CHECK(s.f.received.empty());
+  }
+  SUBCASE("fail, found while streaming: nothing past max_size is sent") {
+    testing::string_source src(std::string(101, 'b'));
+    s.f.start();
+    clamd_client c(s.io.get_executor(), s.o, quiet());
+    auto v = testing::run(s.io, c.scan(src));
     REQUIRE(!v);
     CHECK(v.error() == scan_errc::message_too_large);
     testing::run(s.io, [&]() -> task<void> {  // let the server see the connection close
@@ -209,7 +216,7 @@ TEST_CASE("clamd client: the caller's max_size, refused or scanned as a prefix")
     }());
     std::string payload;
     CHECK(!parse_instream(s.f.received, &payload));
-    CHECK(payload.size() <= 100);
+    CHECK(payload.size() == 90);  // three whole chunks of 30; the fourth would cross the limit
   }
   SUBCASE("exactly max_size is scanned") {
     auto v = s.scan(std::string(100, 'b'));
