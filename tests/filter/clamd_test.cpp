@@ -278,12 +278,9 @@ TEST_CASE("clamd client: deadlines") {
     s.f.reply.emplace_back(1, '\0');
     s.f.pause = 60ms;  // each read is quick, the whole reply takes 660 ms
     s.o.deadlines = {1s, 200ms, 300ms};
-    auto t0 = std::chrono::steady_clock::now();
-    auto v = s.scan("hello");
-    auto took = std::chrono::steady_clock::now() - t0;
+    auto v = s.scan("hello");  // without the whole-exchange deadline this would succeed
     REQUIRE(!v);
     CHECK(v.error() == net::errc::timeout);
-    CHECK(took < 600ms);
   }
   SUBCASE("nobody listening") {
     asio::io_context io;
