@@ -12,7 +12,8 @@ JOBS="${JOBS:-$(nproc)}"
 PACKAGES=(cmake make g++ pkg-config libasio-dev libmbedtls-dev libc-ares-dev libcrypt-dev doctest-dev
           libtomlplusplus-dev python3 openssl ca-certificates swaks curl dnsmasq-base gsasl whois
           dovecot-core dovecot-imapd dovecot-pop3d libargon2-dev argon2 fetchmail getmail6 postfix
-          opendkim opendkim-tools python3-dkim dovecot-sieve libyaml-cpp-dev publicsuffix)
+          opendkim opendkim-tools python3-dkim dovecot-sieve libyaml-cpp-dev publicsuffix
+          clamav-daemon spamassassin spamd rspamd)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,11 +1,14 @@
 #include "filters.hpp"
 
+#include <cstdlib>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 
 #include "mailroom/filter/checks.hpp"
 #include "mailroom/filter/dkim.hpp"
+#include "mailroom/filter/scanner.hpp"
 
 namespace mailroomd {
 
@@ -110,6 +113,25 @@ filter_chains build_filters(config const& c, mailroom::executor ex, mailroom::ne
         per_sender = std::make_shared<flt::rate_limiter>(o);
       }
       return {flt::make_rate_limit_filter(per_ip, per_sender), flt::failure_policy::accept};
+    }
+    if (name == "clamd" || name == "spamd" || name == "rspamd") {
+      auto const& spec = name == "clamd" ? fc.clamd : name == "spamd" ? fc.spamd : fc.rspamd;
+      auto addr = flt::scanner_address::parse(spec);
+      if (!addr) throw std::runtime_error("[filters] " + name + " address \"" + spec + "\" is malformed");
+      auto const policy = policy_of(fc.scanners_on_failure);
+      if (name == "clamd") {
+        flt::clamd_options o;
+        o.address = *addr;
+        return {flt::make_clamd_filter(ex, o, logger), policy};
+      }
+      if (name == "spamd") {
+        flt::spamd_options o;
+        o.address = *addr;
+        return {flt::make_spamd_filter(ex, o, fc.spam_reject_score, logger), policy};
+      }
+      flt::rspamd_options o;
+      o.address = *addr;
+      return {flt::make_rspamd_filter(ex, o, logger), policy};
     }
     if (name.rfind("milter:", 0) == 0) {
       for (auto const& m : fc.milters)

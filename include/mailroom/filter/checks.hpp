@@ -22,7 +22,10 @@
 #include "mailroom/filter/dnsbl.hpp"
 #include "mailroom/filter/filter.hpp"
 #include "mailroom/filter/greylist.hpp"
+#include "mailroom/filter/clamd.hpp"
 #include "mailroom/filter/milter.hpp"
+#include "mailroom/filter/rspamd.hpp"
+#include "mailroom/filter/spamd.hpp"
 #include "mailroom/filter/public_suffix.hpp"
 #include "mailroom/filter/rate_limit.hpp"
 #include "mailroom/filter/spf.hpp"
@@ -75,5 +78,17 @@ std::shared_ptr<filter> make_rate_limit_filter(std::shared_ptr<rate_limiter> per
 std::shared_ptr<filter> make_milter_filter(executor ex, std::string name, std::string socket_spec,
                                            std::string hostname, milter::client_options opts = {},
                                            log::logger logger = {});
+
+/// Content scanners at the message (a message over the scanner's max_size is not scanned and
+/// passes, logged; a scanner that fails is the entry's failure policy):
+/// clamd: a virus is refused with 554 5.7.1 naming it; X-Virus-Scanned is added.
+std::shared_ptr<filter> make_clamd_filter(executor ex, clamd_options opts, log::logger logger = {});
+/// spamd (SYMBOLS): X-Spam-Flag/X-Spam-Status added; refused with 550 5.7.1 at reject_score or
+/// more (0: never refused).
+std::shared_ptr<filter> make_spamd_filter(executor ex, spamd_options opts, double reject_score, log::logger logger = {});
+/// rspamd /checkv2 with the envelope: "reject" gives 550 5.7.1 (its smtp_message when it has
+/// one), "soft reject" and "greylist" 451 4.7.1, "add header"/"rewrite subject" X-Spam headers,
+/// plus the headers rspamd asks to add.
+std::shared_ptr<filter> make_rspamd_filter(executor ex, rspamd_options opts, log::logger logger = {});
 
 }  // namespace mailroom::filter
