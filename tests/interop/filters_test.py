@@ -116,9 +116,11 @@ def rsa_key(path):
 
 
 def txt_option(name, text):
-    """A dnsmasq txt-record option; long texts split into character-strings of at most 200 octets."""
+    """A dnsmasq txt-record option; long texts split into character-strings of at most 200 octets
+    (on dnsmasq's command line commas separate them and quotes would be kept as text)."""
+    assert "," not in text
     parts = [text[i:i + 200] for i in range(0, len(text), 200)]
-    return "txt-record=%s,%s" % (name, ",".join('"%s"' % p for p in parts))
+    return "txt-record=%s,%s" % (name, ",".join(parts))
 
 
 def parsed(raw):
@@ -277,6 +279,115 @@ class SieveTest(MailroomdCase):
         line = [x for x in log.splitlines() if "Sieve script does not compile" in x][0]
         self.assertRegex(line, r"line 3\b")
         self.assertEqual(self.replies_to("sender@remote.test"), [])
+
+
+
+# --- 2. SPF, DKIM and DMARC on the MX chain ------------------------------------------------------
+
+class AuthenticationTest(MailroomdCase):
+    """good.test: SPF allows 127.0.0.1, a DKIM key at sel._domainkey, p=reject; bad.test: SPF -all,
+    p=reject. All of it served by dnsmasq, which mailroomd's resolver asks."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="mailroom-filters-")
+        cls.key = os.path.join(cls.dir, "good.pem")
+        cls.record = rsa_key(cls.key)
+        with open(cls.key, "rb") as f:
+            cls.private = f.read()
+        cls.dns = sinklib.Dnsmasq([
+            "local=/good.test/", "local=/bad.test/",
+            txt_option("good.test", "v=spf1 ip4:127.0.0.1 -all"),
+            txt_option("sel._domainkey.good.test", cls.record),
+            txt_option("_dmarc.good.test", "v=DMARC1; p=reject"),
+            txt_option("bad.test", "v=spf1 -all"),
+            txt_option("_dmarc.bad.test", "v=DMARC1; p=reject"),
+        ])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.dns.close()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def checking_daemon(self, spf_fail="mark"):
+        return self.start('[outbound]\ndns_servers = ["127.0.0.1:%d"]\n'
+                          '[filters]\nmx = ["spf", "dkim", "dmarc"]\ndmarc_enforce = true\nspf_fail = "%s"\n'
+                          % (self.dns.port, spf_fail))
+
+    def signed(self, extra_top=b""):
+        body = (b"From: A <a@good.test>\r\nTo: <demo@example.test>\r\nSubject: signed at good.test\r\n"
+                b"Date: Thu, 03 Dec 2026 12:00:00 +0000\r\nMessage-ID: <s1@good.test>\r\n\r\n"
+                b"Signed by dkimpy.\r\n")
+        sig = dkim.sign(body, b"sel", b"good.test", self.private,
+                        include_headers=[b"from", b"to", b"subject", b"date", b"message-id"])
+        return extra_top + sig + body
+
+    def dnsfunc(self, name, timeout=5):
+        name = name.decode() if isinstance(name, bytes) else name
+        return self.record.encode() if name.rstrip(".") == "sel._domainkey.good.test" else None
+
+    def our_results(self, raw):
+        """Our Authentication-Results fields, unfolded."""
+        return [unfold(v) for v in parsed(raw).get_all("Authentication-Results", [])
+                if unfold(v).strip().startswith(HOSTNAME + ";")]
+
+    def test_aligned_message_passes_spf_dkim_dmarc(self):
+        m = self.checking_daemon()
+        with smtplib.SMTP("127.0.0.1", m.ports["mx"], timeout=20) as s:
+            self.assertEqual(s.sendmail("a@good.test", [DEMO], self.signed()), {})
+        stored = self.wait_folder(m, 1)[0][1]
+        ours = self.our_results(stored)
+        self.assertEqual(len(ours), 1, stored.decode(errors="replace"))
+        self.assertRegex(ours[0], r"\bspf=pass\b.*smtp.mailfrom=\S*good.test")
+        self.assertRegex(ours[0], r"\bdkim=pass\b.*header.d=good.test")
+        self.assertRegex(ours[0], r"\bdmarc=pass\b.*header.from=good.test")
+        received_spf = parsed(stored)["Received-SPF"]
+        self.assertIsNotNone(received_spf, stored.decode(errors="replace"))
+        self.assertTrue(unfold(received_spf).strip().lower().startswith("pass"), received_spf)
+        # What went in is untouched below our fields: dkimpy still verifies the stored copy.
+        self.assertTrue(dkim.verify(stored.replace(b"\n", b"\r\n").replace(b"\r\r\n", b"\r\n"),
+                                    dnsfunc=self.dnsfunc))
+
+    def test_dmarc_reject_after_data_and_spf_fail_only_recorded(self):
+        m = self.checking_daemon()
+        bad = (b"From: <x@bad.test>\r\nTo: <demo@example.test>\r\nSubject: not from bad.test\r\n"
+               b"Date: Thu, 03 Dec 2026 12:00:00 +0000\r\nMessage-ID: <x1@bad.test>\r\n\r\nforged\r\n")
+        with smtplib.SMTP("127.0.0.1", m.ports["mx"], timeout=20) as s:
+            s.ehlo("client.bad.test")
+            self.assertEqual(s.mail("x@bad.test")[0], 250)  # SPF fail is only recorded (spf_fail = mark)
+            self.assertEqual(s.rcpt(DEMO)[0], 250)
+            code, text = s.data(bad)
+            self.assertEqual(code, 550, text)
+            self.assertIn(b"bad.test", text)
+            # The session goes on: an aligned message right after is taken.
+            self.assertEqual(s.sendmail("a@good.test", [DEMO], self.signed()), {})
+        stored = self.wait_folder(m, 1)
+        time.sleep(0.3)
+        self.assertEqual(len(self.folder(m)), 1)
+        self.assertNotIn(b"forged", stored[0][1])
+
+    def test_spf_fail_reject_refuses_at_mail(self):
+        m = self.checking_daemon(spf_fail="reject")
+        with smtplib.SMTP("127.0.0.1", m.ports["mx"], timeout=20) as s:
+            s.ehlo("client.bad.test")
+            code, text = s.mail("x@bad.test")
+            self.assertEqual(code, 550, text)
+            self.assertIn(b"5.7.23", text)
+            s.rset()
+            self.assertEqual(s.mail("a@good.test")[0], 250)
+
+    def test_forged_results_in_our_name_are_removed(self):
+        m = self.checking_daemon()
+        forged = (b"Authentication-Results: " + HOSTNAME.encode() + b"; dkim=pass header.d=forged.example\r\n"
+                  b"Authentication-Results: elsewhere.example; spf=pass smtp.mailfrom=kept.example\r\n")
+        with smtplib.SMTP("127.0.0.1", m.ports["mx"], timeout=20) as s:
+            self.assertEqual(s.sendmail("a@good.test", [DEMO], self.signed(forged)), {})
+        stored = self.wait_folder(m, 1)[0][1]
+        self.assertNotIn(b"forged.example", stored)
+        self.assertIn(b"kept.example", stored)  # another server's results are not ours to remove
+        ours = self.our_results(stored)
+        self.assertEqual(len(ours), 1, stored.decode(errors="replace"))
+        self.assertIn("dkim=pass", ours[0])
 
 
 if __name__ == "__main__":
