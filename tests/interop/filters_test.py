@@ -37,7 +37,9 @@ def _dkim_module():
 
 
 dkim = _dkim_module()
-OPENDKIM = shutil.which("opendkim") or ("/usr/sbin/opendkim" if os.path.exists("/usr/sbin/opendkim") else None)
+
+import milter_test  # noqa: E402 (its opendkim launcher; imported after the re-exec above)
+
 SMTP_SINK = shutil.which("smtp-sink") or ("/usr/sbin/smtp-sink" if os.path.exists("/usr/sbin/smtp-sink") else None)
 HOSTNAME = "mx.example.test"
 DEMO = "demo@example.test"
@@ -388,6 +390,136 @@ class AuthenticationTest(MailroomdCase):
         ours = self.our_results(stored)
         self.assertEqual(len(ours), 1, stored.decode(errors="replace"))
         self.assertIn("dkim=pass", ours[0])
+
+
+
+# --- 3. and 4. Signing on the submission chain: dkim_sign and opendkim as a milter ----------------
+
+SUBMITTED = (b"From: Demo <demo@example.test>\r\nTo: <friend@remote.test>\r\nSubject: signed on the way out\r\n"
+             b"Date: Thu, 03 Dec 2026 12:00:00 +0000\r\nMessage-ID: <out-1@example.test>\r\n\r\n"
+             b"Hello friend,\r\n\r\nthis left through the submission chain.\r\n")
+
+
+class SigningCase(MailroomdCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.sink = SmtpSink()
+        cls.dir = tempfile.mkdtemp(prefix="mailroom-filters-")
+        os.chmod(cls.dir, 0o755)  # opendkim reads the key after dropping privileges
+        cls.key = os.path.join(cls.dir, "example.pem")
+        cls.record = rsa_key(cls.key)
+        os.chmod(cls.key, 0o644)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sink.close()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def routed(self, filters):
+        return self.start('[[transport]]\ndomain = "remote.test"\nto = "smtp:127.0.0.1:%d"\n%s' % (
+            self.sink.port, filters), kinds=("mx", "submission"))
+
+    def dnsfunc(self, name, timeout=5):
+        name = name.decode() if isinstance(name, bytes) else name
+        return self.record.encode() if name.rstrip(".") == "sel._domainkey.example.test" else None
+
+    def arrived(self, subject):
+        """The message with this Subject at the sink (waits for it)."""
+        def find():
+            for env, msg in self.sink.transactions():
+                if b"\r\nSubject: " + subject + b"\r\n" in msg:
+                    return env, msg
+            return None
+        return sinklib.wait_for(find, 20, "the submitted message at smtp-sink")
+
+    def check_signed(self, subject, tag):
+        env, msg = self.arrived(subject)
+        self.assertEqual(env["from"], "<%s>" % DEMO)
+        self.assertEqual(env["rcpts"], ["<friend@remote.test>"])
+        sigs = parsed(msg).get_all("DKIM-Signature", [])
+        self.assertEqual(len(sigs), 1, msg.decode(errors="replace"))
+        sig = re.sub(r"\s+", "", unfold(sigs[0]))
+        self.assertIn("d=example.test;", sig)
+        self.assertIn("s=sel;", sig)
+        self.assertTrue(dkim.verify(msg, dnsfunc=self.dnsfunc), "%s: dkimpy does not verify:\n%s" % (
+            tag, msg.decode(errors="replace")))
+        # The check can fail: a changed body or signed header does not verify.
+        self.assertFalse(dkim.verify(msg.replace(b"this left", b"this went"), dnsfunc=self.dnsfunc))
+        self.assertFalse(dkim.verify(msg.replace(b"Subject: " + subject, b"Subject: x" + subject), dnsfunc=self.dnsfunc))
+        return msg
+
+
+class DkimSignTest(SigningCase):
+    def test_submitted_mail_is_signed_and_verifies(self):
+        m = self.routed('[filters]\nsubmission = ["dkim_sign"]\n'
+                        '[[filters.dkim_key]]\ndomain = "example.test"\nselector = "sel"\nkey = "%s"\n' % self.key)
+        body = SUBMITTED.replace(b"signed on the way out", b"dkim_sign on the way out")
+        self.submit(m, ["friend@remote.test"], body)
+        self.check_signed(b"dkim_sign on the way out", "dkim_sign")
+        # Mail from outside (the MX chain has no dkim_sign) is not signed in our name.
+        with smtplib.SMTP("127.0.0.1", m.ports["mx"], timeout=20) as s:
+            s.sendmail("someone@remote.test", [DEMO], body.replace(b"From: Demo", b"From: Someone"))
+        stored = self.wait_folder(m, 1)[0][1]
+        self.assertNotIn(b"DKIM-Signature", stored)
+
+
+class MilterTest(SigningCase):
+    @classmethod
+    def setUpClass(cls):
+        if milter_test.OPENDKIM is None:
+            raise unittest.SkipTest("opendkim is not installed (scripts/setup.sh installs it)")
+        super().setUpClass()
+
+    def opendkim(self):
+        """opendkim signing for example.test, on a loopback port (milter_test's launcher)."""
+        return milter_test.OpenDKIM(self.dir, "sign-%d" % sinklib.free_port(), {
+            "Mode": "s", "Domain": "example.test", "Selector": "sel", "KeyFile": self.key,
+            "RequireSafeKeys": "false", "Canonicalization": "relaxed/simple"})
+
+    def milter_daemon(self, port, on_failure):
+        return self.routed('[filters]\nsubmission = ["milter:opendkim"]\n'
+                           '[[filters.milter]]\nname = "opendkim"\naddress = "inet:%d@127.0.0.1"\non_failure = "%s"\n'
+                           % (port, on_failure))
+
+    def test_opendkim_signs_submitted_mail(self):
+        od = self.opendkim()
+        try:
+            m = self.milter_daemon(od.port, "tempfail")
+            body = SUBMITTED.replace(b"signed on the way out", b"opendkim on the way out")
+            self.submit(m, ["friend@remote.test"], body)
+            msg = self.check_signed(b"opendkim on the way out", "opendkim")
+            self.assertIn(b"c=relaxed/simple", msg.replace(b"\r\n\t", b" ").replace(b"\r\n ", b" "))
+        finally:
+            od.stop()
+
+    def test_milter_down_tempfail(self):
+        od = self.opendkim()
+        port = od.port
+        od.stop()  # it was there once; now nothing listens on its port
+        m = self.milter_daemon(port, "tempfail")
+        code = None
+        try:
+            with smtplib.SMTP("127.0.0.1", m.ports["submission"], timeout=20) as s:
+                s.starttls(context=sinklib.insecure_tls())
+                s.login(m.USER, m.PASS)
+                code, text = s.mail(DEMO)
+        except smtplib.SMTPConnectError as e:  # refused at connect (the greeting)
+            code, text = e.smtp_code, e.smtp_error
+        except smtplib.SMTPServerDisconnected as e:
+            self.fail("disconnected without a reply: %s" % e)
+        self.assertTrue(400 <= code < 500, (code, text))
+
+    def test_milter_down_accept_lets_mail_through_unsigned(self):
+        od = self.opendkim()
+        port = od.port
+        od.stop()
+        m = self.milter_daemon(port, "accept")
+        body = SUBMITTED.replace(b"signed on the way out", b"milter down, accepted")
+        self.submit(m, ["friend@remote.test"], body)
+        env, msg = self.arrived(b"milter down, accepted")
+        self.assertEqual(env["rcpts"], ["<friend@remote.test>"])
+        self.assertNotIn(b"DKIM-Signature", msg)
+        self.assertIn(b"this left through the submission chain.", msg)
 
 
 if __name__ == "__main__":
