@@ -171,6 +171,11 @@ class MailroomdCase(unittest.TestCase):
         return sinklib.wait_for(lambda: len(self.folder(m, name)) >= count and self.folder(m, name), secs,
                                 "%d message(s) in %s" % (count, name or "INBOX"))
 
+    def send(self, m, sender, body):
+        """Through the mx listener to the demo user; every recipient accepted."""
+        with smtplib.SMTP("127.0.0.1", m.ports["mx"], timeout=20) as s:
+            self.assertEqual(s.sendmail(sender, [DEMO], body), {})
+
     def submit(self, m, to, body, sender=DEMO):
         with smtplib.SMTP("127.0.0.1", m.ports["submission"], timeout=20) as s:
             s.starttls(context=sinklib.insecure_tls())
@@ -221,10 +226,6 @@ class SieveTest(MailroomdCase):
             os.makedirs(os.path.join(home, "Maildir", ".Lists", sub), exist_ok=True)
         open(os.path.join(home, "Maildir", ".Lists", "maildirfolder"), "w").close()
         return m
-
-    def send(self, m, sender, body):
-        with smtplib.SMTP("127.0.0.1", m.ports["mx"], timeout=10) as s:
-            self.assertEqual(s.sendmail(sender, [DEMO], body), {})
 
     def replies_to(self, rcpt):
         return [(e, msg) for e, msg in self.sink.transactions() if e["rcpts"] == ["<%s>" % rcpt]]
@@ -329,6 +330,12 @@ class AuthenticationTest(MailroomdCase):
         name = name.decode() if isinstance(name, bytes) else name
         return self.record.encode() if name.rstrip(".") == "sel._domainkey.good.test" else None
 
+    def received(self, m, body, sender="a@good.test"):
+        """Sends body over the MX; the stored copy and our Authentication-Results fields in it."""
+        self.send(m, sender, body)
+        stored = self.wait_folder(m, 1)[0][1]
+        return stored, self.our_results(stored)
+
     def our_results(self, raw):
         """Our Authentication-Results fields, unfolded."""
         return [unfold(v) for v in parsed(raw).get_all("Authentication-Results", [])
@@ -336,10 +343,7 @@ class AuthenticationTest(MailroomdCase):
 
     def test_aligned_message_passes_spf_dkim_dmarc(self):
         m = self.checking_daemon()
-        with smtplib.SMTP("127.0.0.1", m.ports["mx"], timeout=20) as s:
-            self.assertEqual(s.sendmail("a@good.test", [DEMO], self.signed()), {})
-        stored = self.wait_folder(m, 1)[0][1]
-        ours = self.our_results(stored)
+        stored, ours = self.received(m, self.signed())
         self.assertEqual(len(ours), 1, stored.decode(errors="replace"))
         self.assertRegex(ours[0], r"\bspf=pass\b.*smtp.mailfrom=\S*good.test")
         self.assertRegex(ours[0], r"\bdkim=pass\b.*header.d=good.test")
@@ -383,9 +387,7 @@ class AuthenticationTest(MailroomdCase):
         m = self.checking_daemon()
         forged = (b"Authentication-Results: " + HOSTNAME.encode() + b"; dkim=pass header.d=forged.example\r\n"
                   b"Authentication-Results: elsewhere.example; spf=pass smtp.mailfrom=kept.example\r\n")
-        with smtplib.SMTP("127.0.0.1", m.ports["mx"], timeout=20) as s:
-            self.assertEqual(s.sendmail("a@good.test", [DEMO], self.signed(forged)), {})
-        stored = self.wait_folder(m, 1)[0][1]
+        stored, _ = self.received(m, self.signed(forged))
         self.assertNotIn(b"forged.example", stored)
         self.assertIn(b"kept.example", stored)  # another server's results are not ours to remove
         ours = self.our_results(stored)
@@ -406,20 +408,14 @@ class AuthenticationTest(MailroomdCase):
         # are still added, and a forged field in our name must still go.
         m = self.checking_daemon(chain='"spf"')
         forged = b"Authentication-Results: " + HOSTNAME.encode() + b"; dkim=pass header.d=forged.example\r\n"
-        with smtplib.SMTP("127.0.0.1", m.ports["mx"], timeout=20) as s:
-            self.assertEqual(s.sendmail("a@good.test", [DEMO], self.signed(forged)), {})
-        stored = self.wait_folder(m, 1)[0][1]
-        ours = self.our_results(stored)
+        stored, ours = self.received(m, self.signed(forged))
         self.assertTrue(any("spf=pass" in r for r in ours), stored.decode(errors="replace"))
         self.assertNotIn(b"forged.example", stored)
 
     def test_broken_signature_dmarc_passes_on_aligned_spf(self):
         m = self.checking_daemon()
         tampered = self.signed().replace(b"Signed by dkimpy.", b"Changed after signing.")
-        with smtplib.SMTP("127.0.0.1", m.ports["mx"], timeout=20) as s:
-            self.assertEqual(s.sendmail("a@good.test", [DEMO], tampered), {})
-        stored = self.wait_folder(m, 1)[0][1]
-        ours = self.our_results(stored)
+        stored, ours = self.received(m, tampered)
         self.assertEqual(len(ours), 1, stored.decode(errors="replace"))
         self.assertRegex(ours[0], r"\bdkim=fail\b")
         self.assertRegex(ours[0], r"\bspf=pass\b")
@@ -430,8 +426,7 @@ class AuthenticationTest(MailroomdCase):
         m = self.checking_daemon()
         body = (b"From: <x@held.test>\r\nTo: <demo@example.test>\r\nSubject: quarantined\r\n"
                 b"Date: Thu, 03 Dec 2026 12:00:00 +0000\r\nMessage-ID: <q1@held.test>\r\n\r\nhold me\r\n")
-        with smtplib.SMTP("127.0.0.1", m.ports["mx"], timeout=20) as s:
-            self.assertEqual(s.sendmail("a@good.test", [DEMO], body), {})  # accepted (250), then held
+        self.send(m, "a@good.test", body)  # accepted (250), then held
         hold = os.path.join(m.dir, "queue", "hold")
         held = sinklib.wait_for(lambda: os.path.isdir(hold) and os.listdir(hold), 10, "the message in queue/hold")
         self.assertTrue(held)
@@ -503,8 +498,7 @@ class DkimSignTest(SigningCase):
         self.submit(m, ["friend@remote.test"], body)
         self.check_signed(b"dkim_sign on the way out", "dkim_sign")
         # Mail from outside (the MX chain has no dkim_sign) is not signed in our name.
-        with smtplib.SMTP("127.0.0.1", m.ports["mx"], timeout=20) as s:
-            s.sendmail("someone@remote.test", [DEMO], body.replace(b"From: Demo", b"From: Someone"))
+        self.send(m, "someone@remote.test", body.replace(b"From: Demo", b"From: Someone"))
         stored = self.wait_folder(m, 1)[0][1]
         self.assertNotIn(b"DKIM-Signature", stored)
 
