@@ -271,6 +271,38 @@ class SieveTest(MailroomdCase):
         # The list message got no reply either.
         self.assertEqual(self.replies_to("owner@lists.remote.test"), [])
 
+    def test_vacation_rules_and_memory_across_a_restart(self):
+        m = self.sieve_daemon(SCRIPT)
+        # RFC 3834 / RFC 5230: no reply to automatic mail, to the null sender, or when the user
+        # is not addressed in To/Cc.
+        self.send(m, "robot@remote.test", plain("robot@remote.test", "auto", "a1@remote.test",
+                                                "Auto-Submitted: auto-generated\r\n"))
+        self.send(m, "", plain("mailer-daemon@remote.test", "bounce", "a2@remote.test"))
+        self.send(m, "bcc@remote.test", plain("bcc@remote.test", "bcc", "a3@remote.test").replace(
+            b"To: <" + DEMO.encode() + b">", b"To: <someone-else@example.test>"))
+        self.send(m, "first@remote.test", plain("first@remote.test", "before", "a4@remote.test"))
+        sinklib.wait_for(lambda: self.replies_to("first@remote.test"), 20, "the reply to first@remote.test")
+        # Remembered on disk beside the script: after a restart, still no second reply.
+        self.assertTrue(os.path.exists(os.path.join(m.dir, "mail", "demo", ".mailroom-vacation")))
+        self.assertEqual(m.stop(), 0)
+        m.start()
+        self.send(m, "first@remote.test", plain("first@remote.test", "after", "a5@remote.test"))
+        self.send(m, "later@remote.test", plain("later@remote.test", "later", "a6@remote.test"))
+        sinklib.wait_for(lambda: self.replies_to("later@remote.test"), 20, "the reply to later@remote.test")
+        time.sleep(1)
+        self.assertEqual(len(self.replies_to("first@remote.test")), 1)
+        for quiet in ("robot@remote.test", "mailer-daemon@remote.test", "bcc@remote.test"):
+            self.assertEqual(self.replies_to(quiet), [], quiet)
+        self.assertEqual(len(self.wait_folder(m, 6)), 6)
+
+    def test_fileinto_create(self):
+        m = self.sieve_daemon('require ["fileinto", "mailbox"];\nfileinto :create "Archive";\n')
+        self.send(m, "sender@remote.test", plain("sender@remote.test", "archived", "c1@remote.test"))
+        archived = self.wait_folder(m, 1, "Archive")
+        self.assertIn(b"hello archived", archived[0][1])
+        self.assertTrue(os.path.exists(os.path.join(m.dir, "mail", "demo", "Maildir", ".Archive", "maildirfolder")))
+        self.assertEqual(self.folder(m), [])
+
     def test_broken_script_keeps_the_message_and_logs_the_line(self):
         m = self.sieve_daemon(BROKEN_SCRIPT)  # line 3: an unknown command
         self.send(m, "sender@remote.test", plain("sender@remote.test", "x marks", "b1@remote.test"))
