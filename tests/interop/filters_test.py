@@ -133,6 +133,13 @@ def unfold(value):
     return re.sub(r"\r?\n[ \t]+", " ", str(value))
 
 
+def plain(sender, subject, msgid, extra=""):
+    """A small message from sender to the demo user; its body is "hello SUBJECT"."""
+    return ("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\nMessage-ID: <%s>\r\n"
+            "Date: Thu, 03 Dec 2026 12:00:00 +0000\r\n%s\r\nhello %s\r\n" % (
+                sender, DEMO, subject, msgid, extra, subject)).encode()
+
+
 class MailroomdCase(unittest.TestCase):
     """Each test starts its own mailroomd (self.start) and everything is stopped afterwards."""
 
@@ -198,12 +205,6 @@ if header :contains "subject" "x" {
   filein "Junk";
 }
 '''
-
-
-def plain(sender, subject, msgid, extra=""):
-    return ("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\nMessage-ID: <%s>\r\n"
-            "Date: Thu, 03 Dec 2026 12:00:00 +0000\r\n%s\r\nhello %s\r\n" % (
-                sender, DEMO, subject, msgid, extra, subject)).encode()
 
 
 class SieveTest(MailroomdCase):
@@ -348,7 +349,7 @@ class AuthenticationTest(MailroomdCase):
     def checking_daemon(self, spf_fail="mark", chain='"spf", "dkim", "dmarc"'):
         return self.start('[outbound]\ndns_servers = ["127.0.0.1:%d"]\n'
                           '[filters]\nmx = [%s]\ndmarc_enforce = true\nspf_fail = "%s"\n'
-                          % (self.dns.port, chain, spf_fail))
+                          % (self.dns.port, chain, spf_fail), kinds=("mx", "lmtp"))
 
     def signed(self, extra_top=b""):
         body = (b"From: A <a@good.test>\r\nTo: <demo@example.test>\r\nSubject: signed at good.test\r\n"
@@ -389,8 +390,7 @@ class AuthenticationTest(MailroomdCase):
 
     def test_dmarc_reject_after_data_and_spf_fail_only_recorded(self):
         m = self.checking_daemon()
-        bad = (b"From: <x@bad.test>\r\nTo: <demo@example.test>\r\nSubject: not from bad.test\r\n"
-               b"Date: Thu, 03 Dec 2026 12:00:00 +0000\r\nMessage-ID: <x1@bad.test>\r\n\r\nforged\r\n")
+        bad = plain("x@bad.test", "forged", "x1@bad.test")
         with smtplib.SMTP("127.0.0.1", m.ports["mx"], timeout=20) as s:
             s.ehlo("client.bad.test")
             self.assertEqual(s.mail("x@bad.test")[0], 250)  # SPF fail is only recorded (spf_fail = mark)
@@ -403,7 +403,34 @@ class AuthenticationTest(MailroomdCase):
         stored = self.wait_folder(m, 1)
         time.sleep(0.3)
         self.assertEqual(len(self.folder(m)), 1)
-        self.assertNotIn(b"forged", stored[0][1])
+        self.assertNotIn(b"hello forged", stored[0][1])
+
+    def test_lmtp_listener_uses_the_mx_chain(self):
+        m = self.checking_daemon()
+        with smtplib.LMTP("127.0.0.1", m.ports["lmtp"], timeout=20) as s:
+            s.ehlo_or_helo_if_needed()
+            self.assertEqual(s.mail("x@bad.test")[0], 250)
+            self.assertEqual(s.rcpt(DEMO)[0], 250)
+            code, text = s.data(b"From: <x@bad.test>\r\nSubject: via LMTP\r\n\r\nforged\r\n")
+            self.assertEqual(code, 550, text)
+            self.assertEqual(s.sendmail("a@good.test", [DEMO], self.signed()), {})
+        stored = self.wait_folder(m, 1)[0][1]
+        ours = self.our_results(stored)
+        self.assertEqual(len(ours), 1, stored.decode(errors="replace"))
+        self.assertRegex(ours[0], r"\bdmarc=pass\b")
+        self.assertIn(b"with LMTP", stored)
+
+    def test_null_sender_checked_with_the_helo_name(self):
+        # RFC 7208 2.4: MAIL FROM:<> is checked as postmaster@HELO; DMARC aligns that with From:.
+        m = self.checking_daemon()
+        with smtplib.SMTP("127.0.0.1", m.ports["mx"], timeout=20) as s:
+            s.ehlo("good.test")
+            self.assertEqual(s.sendmail("", [DEMO], plain("MAILER-DAEMON@good.test", "bounce", "n1@good.test")), {})
+        ours = self.our_results(self.wait_folder(m, 1)[0][1])
+        self.assertEqual(len(ours), 1, ours)
+        self.assertRegex(ours[0], r"\bspf=pass (smtp\.mailfrom=postmaster@good\.test|smtp\.helo=good\.test)")
+        self.assertRegex(ours[0], r"\bdkim=none\b")
+        self.assertRegex(ours[0], r"\bdmarc=pass\b")
 
     def test_spf_fail_reject_refuses_at_mail(self):
         m = self.checking_daemon(spf_fail="reject")
@@ -456,8 +483,7 @@ class AuthenticationTest(MailroomdCase):
     def test_dmarc_quarantine_holds_the_message(self):
         # SPF passes for good.test, but the From: domain held.test is not aligned with it.
         m = self.checking_daemon()
-        body = (b"From: <x@held.test>\r\nTo: <demo@example.test>\r\nSubject: quarantined\r\n"
-                b"Date: Thu, 03 Dec 2026 12:00:00 +0000\r\nMessage-ID: <q1@held.test>\r\n\r\nhold me\r\n")
+        body = plain("x@held.test", "quarantined", "q1@held.test")
         self.send(m, "a@good.test", body)  # accepted (250), then held
         hold = os.path.join(m.dir, "queue", "hold")
         held = sinklib.wait_for(lambda: os.path.isdir(hold) and os.listdir(hold), 10, "the message in queue/hold")
