@@ -332,13 +332,14 @@ class AuthenticationTest(MailroomdCase):
         with open(cls.key, "rb") as f:
             cls.private = f.read()
         cls.dns = sinklib.Dnsmasq([
-            "local=/good.test/", "local=/bad.test/", "local=/held.test/",
+            "local=/good.test/", "local=/bad.test/", "local=/held.test/", "local=/none.test/",
             txt_option("good.test", "v=spf1 ip4:127.0.0.1 -all"),
             txt_option("sel._domainkey.good.test", cls.record),
             txt_option("_dmarc.good.test", "v=DMARC1; p=reject"),
             txt_option("bad.test", "v=spf1 -all"),
             txt_option("_dmarc.bad.test", "v=DMARC1; p=reject"),
             txt_option("_dmarc.held.test", "v=DMARC1; p=quarantine"),
+            txt_option("_dmarc.none.test", "v=DMARC1; p=none"),
         ])
 
     @classmethod
@@ -431,6 +432,22 @@ class AuthenticationTest(MailroomdCase):
         self.assertRegex(ours[0], r"\bspf=pass (smtp\.mailfrom=postmaster@good\.test|smtp\.helo=good\.test)")
         self.assertRegex(ours[0], r"\bdkim=none\b")
         self.assertRegex(ours[0], r"\bdmarc=pass\b")
+
+    def test_sieve_files_by_our_results(self):
+        # p=none: a DMARC failure is only recorded; the user's Sieve script reads our
+        # Authentication-Results and files the message.
+        m = self.checking_daemon()
+        with open(os.path.join(m.dir, "mail", "demo", ".dovecot.sieve"), "w") as f:
+            f.write('require ["fileinto", "mailbox"];\n'
+                    'if header :contains "Authentication-Results" "dmarc=fail" { fileinto :create "Junk"; }\n')
+        self.send(m, "a@good.test", plain("x@none.test", "unaligned", "u1@none.test"))
+        junk = self.wait_folder(m, 1, "Junk")[0][1]
+        ours = self.our_results(junk)
+        self.assertEqual(len(ours), 1, junk.decode(errors="replace"))
+        self.assertRegex(ours[0], r"\bdmarc=fail\b.*header.from=none.test")
+        self.send(m, "a@good.test", self.signed())
+        self.assertIn(b"Signed by dkimpy.", self.wait_folder(m, 1)[0][1])
+        self.assertEqual(len(self.folder(m, "Junk")), 1)
 
     def test_spf_fail_reject_refuses_at_mail(self):
         m = self.checking_daemon(spf_fail="reject")
