@@ -3,6 +3,7 @@ on the MX (the vacation reply leaves through the queue to Postfix's smtp-sink, w
 envelope); SPF, DKIM and DMARC on the MX chain against a real DNS server (dnsmasq) and messages
 signed by dkimpy (Debian's python3-dkim); DKIM signing on the submission chain, verified by dkimpy;
 opendkim as a milter in the submission chain, running and stopped (failure policies).
+Our Authentication-Results is read back with python3-authres (an RFC 8601 parser) when it is there.
 Skipped when smtp-sink (postfix), dnsmasq, openssl or python3-dkim is missing; the milter case
 also when opendkim is."""
 import base64
@@ -37,6 +38,10 @@ def _dkim_module():
 
 
 dkim = _dkim_module()
+try:
+    import authres  # Debian's python3-authres: an RFC 8601 parser, to read our header as others will
+except ImportError:
+    authres = None
 
 import milter_test  # noqa: E402 (its opendkim launcher; imported after the re-exec above)
 
@@ -382,6 +387,13 @@ class AuthenticationTest(MailroomdCase):
         self.assertRegex(ours[0], r"\bspf=pass\b.*smtp.mailfrom=\S*good.test")
         self.assertRegex(ours[0], r"\bdkim=pass\b.*header.d=good.test")
         self.assertRegex(ours[0], r"\bdmarc=pass\b.*header.from=good.test")
+        if authres is not None:
+            ar = authres.AuthenticationResultsHeader.parse("Authentication-Results: " + ours[0])
+            self.assertEqual(ar.authserv_id, HOSTNAME)
+            got = {(r.method, r.result): {(p.type, p.name): p.value for p in r.properties} for r in ar.results}
+            self.assertEqual(got[("spf", "pass")][("smtp", "mailfrom")], "a@good.test")
+            self.assertEqual(got[("dkim", "pass")][("header", "d")], "good.test")
+            self.assertEqual(got[("dmarc", "pass")][("header", "from")], "good.test")
         received_spf = parsed(stored)["Received-SPF"]
         self.assertIsNotNone(received_spf, stored.decode(errors="replace"))
         self.assertTrue(unfold(received_spf).strip().lower().startswith("pass"), received_spf)
@@ -486,6 +498,23 @@ class AuthenticationTest(MailroomdCase):
         forged = b"Authentication-Results: " + HOSTNAME.encode() + b"; dkim=pass header.d=forged.example\r\n"
         stored, ours = self.received(m, self.signed(forged))
         self.assertTrue(any("spf=pass" in r for r in ours), stored.decode(errors="replace"))
+        self.assertNotIn(b"forged.example", stored)
+
+    # KNOWN BUG (library): src/filter/filter.cpp remove_claimed_results() compares the field's
+    # value, with leading white space trimmed, against the authserv-id; RFC 8601 2.2 allows
+    # [CFWS] before the authserv-id, so "Authentication-Results: (x) mx.example.test; dkim=pass"
+    # claims to be ours (python3-authres reads its authserv-id as mx.example.test) and is kept.
+    # (A quoted-string authserv-id, '"mx.example.test"; ...', is the same claim by the ABNF and is
+    # kept too; authres 1.2 cannot parse that form, so it is only mentioned here.)
+    @unittest.expectedFailure
+    def test_forged_results_behind_a_comment_are_removed(self):
+        m = self.checking_daemon()
+        forged = b"Authentication-Results: (trust me) " + HOSTNAME.encode() + b"; dkim=pass header.d=forged.example\r\n"
+        if authres is not None:  # a real parser reads it as a claim in our name
+            claim = authres.AuthenticationResultsHeader.parse(forged.decode().strip())
+            self.assertEqual(claim.authserv_id, HOSTNAME)
+        stored, ours = self.received(m, self.signed(forged))
+        self.assertEqual(len(ours), 1, stored.decode(errors="replace"))
         self.assertNotIn(b"forged.example", stored)
 
     def test_broken_signature_dmarc_passes_on_aligned_spf(self):
