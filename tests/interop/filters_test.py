@@ -615,10 +615,12 @@ class MilterTest(SigningCase):
         super().setUpClass()
 
     def opendkim(self):
-        """opendkim signing for example.test, on a loopback port (milter_test's launcher)."""
+        """opendkim signing for example.test, on a loopback port (milter_test's launcher). Our
+        address is not one of its InternalHosts: it signs only what the MTA says was
+        authenticated (the {auth_authen} and {auth_type} macros)."""
         od = milter_test.OpenDKIM(self.dir, "sign-%d" % sinklib.free_port(), {
             "Mode": "s", "Domain": "example.test", "Selector": "sel", "KeyFile": self.key,
-            "RequireSafeKeys": "false", "Canonicalization": "relaxed/simple"})
+            "RequireSafeKeys": "false", "Canonicalization": "relaxed/simple", "InternalHosts": "192.0.2.1"})
 
         def stop():
             if od.proc.poll() is None:
@@ -627,8 +629,8 @@ class MilterTest(SigningCase):
         self.addCleanup(stop)
         return od
 
-    def milter_daemon(self, port, on_failure):
-        return self.routed('[filters]\nsubmission = ["milter:opendkim"]\n'
+    def milter_daemon(self, port, on_failure, mx=""):
+        return self.routed('[filters]\nsubmission = ["milter:opendkim"]\nmx = [%s]\n' % mx +
                            '[[filters.milter]]\nname = "opendkim"\naddress = "inet:%d@127.0.0.1"\non_failure = "%s"\n'
                            % (port, on_failure))
 
@@ -639,6 +641,12 @@ class MilterTest(SigningCase):
         self.submit(m, ["friend@remote.test"], body)
         msg = self.check_signed(b"opendkim on the way out", "opendkim")
         self.assertIn(b"c=relaxed/simple", msg.replace(b"\r\n\t", b" ").replace(b"\r\n ", b" "))
+        # The same milter on the MX chain: that client did not authenticate, so nothing is signed.
+        m2 = self.milter_daemon(od.port, "tempfail", mx='"milter:opendkim"')
+        self.send(m2, "someone@remote.test", body)
+        stored = self.wait_folder(m2, 1)[0][1]
+        self.assertIn(b"this left through the submission chain.", stored)
+        self.assertNotIn(b"DKIM-Signature", stored)
 
     def test_milter_down_tempfail(self):
         m = self.milter_daemon(sinklib.free_port(), "tempfail")  # nothing listens there
