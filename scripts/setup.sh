@@ -13,7 +13,7 @@ PACKAGES=(cmake make g++ pkg-config libasio-dev libmbedtls-dev libc-ares-dev lib
           libtomlplusplus-dev python3 openssl ca-certificates swaks curl dnsmasq-base gsasl whois
           dovecot-core dovecot-imapd dovecot-pop3d libargon2-dev argon2 fetchmail getmail6 postfix
           opendkim opendkim-tools python3-dkim dovecot-sieve libyaml-cpp-dev publicsuffix
-          clamav-daemon spamassassin spamd rspamd)
+          clamav-daemon spamassassin spamd rspamd python3-authres)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

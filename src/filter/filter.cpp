@@ -205,11 +205,9 @@ task<chain_session::message_outcome> chain_session::message(std::string_view con
     }
   }
   out.what = discard_ ? verdict::kind::discard : hold_ ? verdict::kind::quarantine : verdict::kind::accept;
-  if (!t_.results.empty()) {
-    out.headers = authentication_results_header(authserv_id, t_.results);
-    std::string_view const current = changed ? std::string_view(*changed) : content;
-    if (auto cleaned = remove_claimed_results(current, authserv_id)) changed = std::move(*cleaned);
-  }
+  if (!t_.results.empty()) out.headers = authentication_results_header(authserv_id, t_.results);
+  std::string_view const current = changed ? std::string_view(*changed) : content;
+  if (auto cleaned = remove_claimed_results(current, authserv_id)) changed = std::move(*cleaned);
   out.headers += pending_headers_ + added;
   out.message = std::move(changed);
   co_return out;
@@ -246,22 +244,54 @@ std::string_view trim_front(std::string_view v) {
 
 }  // namespace
 
+namespace {
+
+// The authserv-id at the start of an Authentication-Results value (RFC 8601 2.2): after any
+// white space and comments, a token or a quoted-string; "" when there is none.
+std::string authserv_id_of(std::string_view v) {
+  std::size_t i = 0;
+  auto skip_cfws = [&] {
+    for (;;) {
+      while (i < v.size() && (v[i] == ' ' || v[i] == '\t' || v[i] == '\r' || v[i] == '\n')) ++i;
+      if (i >= v.size() || v[i] != '(') return;
+      int depth = 0;  // a comment, nested comments and quoted pairs included
+      for (; i < v.size(); ++i) {
+        if (v[i] == '\\') ++i;
+        else if (v[i] == '(') ++depth;
+        else if (v[i] == ')' && --depth == 0) break;
+      }
+      if (i < v.size()) ++i;
+    }
+  };
+  skip_cfws();
+  std::string id;
+  if (i < v.size() && v[i] == '"') {
+    for (++i; i < v.size() && v[i] != '"'; ++i) {
+      if (v[i] == '\\' && i + 1 < v.size()) ++i;
+      id += v[i];
+    }
+    return id;
+  }
+  for (; i < v.size(); ++i) {
+    char const c = v[i];
+    if (c == ';' || c == '(' || c == ' ' || c == '\t' || c == '\r' || c == '\n') break;
+    id += c;
+  }
+  return id;
+}
+
+}  // namespace
+
 std::optional<std::string> remove_claimed_results(std::string_view message, std::string_view authserv_id) {
   std::string out;
   bool removed = false;
   std::size_t kept_from = 0;  // the first byte not yet copied to out
-  auto end = for_each_field(message, [&](std::size_t start, std::size_t stop, std::string_view name, std::string_view value) {
-    if (!iequal(name, "Authentication-Results")) return;
-    value = trim_front(value);
-    bool const ours = value.size() >= authserv_id.size() && iequal(value.substr(0, authserv_id.size()), authserv_id) &&
-                      (value.size() == authserv_id.size() ||
-                       std::string_view(" \t\r\n;(").find(value[authserv_id.size()]) != std::string_view::npos);
-    if (!ours) return;
+  for_each_field(message, [&](std::size_t start, std::size_t stop, std::string_view name, std::string_view value) {
+    if (!iequal(name, "Authentication-Results") || !iequal(authserv_id_of(value), authserv_id)) return;
     out.append(message.substr(kept_from, start - kept_from));
     kept_from = stop;
     removed = true;
   });
-  (void)end;
   if (!removed) return std::nullopt;
   out.append(message.substr(kept_from));
   return out;

@@ -162,8 +162,10 @@ class inbound_handler final : public smtp::session_handler {
       prefixed_source src(std::move(received), body);
       stored = co_await delivery_->body(src);
     } else {
+      // With any filter, the message is held (within the size limit) so that forged
+      // Authentication-Results in our name can be removed (RFC 8601 5), and examined.
       std::string content;
-      if (chain_->wants_message()) {
+      {
         auto all = co_await smtp::read_all(body);
         if (!all) {
           delivery_->abort();
@@ -185,14 +187,9 @@ class inbound_handler final : public smtp::session_handler {
       }
       if (out.what == filter::verdict::kind::quarantine) hold = true;
       received += out.headers;
-      if (chain_->wants_message()) {
-        std::string_view const final_content = out.message ? std::string_view(*out.message) : std::string_view(content);
-        memory_source src(std::move(received), final_content);
-        stored = co_await delivery_->body(src);
-      } else {
-        prefixed_source src(std::move(received), body);
-        stored = co_await delivery_->body(src);
-      }
+      std::string_view const final_content = out.message ? std::string_view(*out.message) : std::string_view(content);
+      memory_source src(std::move(received), final_content);
+      stored = co_await delivery_->body(src);
     }
     if (!stored) {
       delivery_->abort();

@@ -322,3 +322,15 @@ TEST_CASE("header_values: every field of a name, unfolded, only from the header"
   flt::auth_result r{"dmarc", "fail", "", {{"header.from", "example.org"}}, "p=reject (dis=none)"};
   CHECK(flt::format(r) == "dmarc=fail (p=reject  dis=none ) header.from=example.org");
 }
+
+TEST_CASE("claims in our name are found behind comments and in quoted strings, not in longer names") {
+  auto cleaned = flt::remove_claimed_results(
+      "Authentication-Results: (trust (me)) MX.example; dkim=pass\r\n"
+      "Authentication-Results: \"mx.example\"; spf=pass\r\n"
+      "Authentication-Results: mx.example.org; spf=pass\r\n"
+      "Authentication-Results: (mx.example) other.example; spf=pass\r\n\r\nbody\r\n",
+      "mx.example");
+  REQUIRE(cleaned);
+  CHECK(*cleaned == "Authentication-Results: mx.example.org; spf=pass\r\n"
+                    "Authentication-Results: (mx.example) other.example; spf=pass\r\n\r\nbody\r\n");
+}

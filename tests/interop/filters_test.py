@@ -483,14 +483,8 @@ class AuthenticationTest(MailroomdCase):
         self.assertIn("dkim=pass", ours[0])
 
 
-    # KNOWN BUG (library): src/filter/filter.cpp chain_session::message() removes claimed
-    # Authentication-Results (remove_claimed_results) only from the content it is given, and
-    # src/mta/inbound.cpp on_data() gives it an empty string when no filter wants_message() (a
-    # chain of only "spf", "dnsbl", "greylist", "rate_limit"), then streams the client's
-    # message unchanged (prefixed_source). Our Authentication-Results is added on top, and the
-    # client's forged "Authentication-Results: mx.example.test; dkim=pass ..." is stored below it,
-    # against filter.hpp's contract ("removes any such header that claims to be ours").
-    @unittest.expectedFailure
+    # A chain whose filters do not read the message (only "spf" here) still holds it, so a forged
+    # field in our name goes (RFC 8601 5).
     def test_forged_results_removed_when_no_filter_reads_the_message(self):
         # Only SPF (it decides at MAIL, so the chain does not hold the message): our results
         # are still added, and a forged field in our name must still go.
@@ -500,13 +494,7 @@ class AuthenticationTest(MailroomdCase):
         self.assertTrue(any("spf=pass" in r for r in ours), stored.decode(errors="replace"))
         self.assertNotIn(b"forged.example", stored)
 
-    # KNOWN BUG (library): src/filter/filter.cpp remove_claimed_results() compares the field's
-    # value, with leading white space trimmed, against the authserv-id; RFC 8601 2.2 allows
-    # [CFWS] before the authserv-id, so "Authentication-Results: (x) mx.example.test; dkim=pass"
-    # claims to be ours (python3-authres reads its authserv-id as mx.example.test) and is kept.
-    # (A quoted-string authserv-id, '"mx.example.test"; ...', is the same claim by the ABNF and is
-    # kept too; authres 1.2 cannot parse that form, so it is only mentioned here.)
-    @unittest.expectedFailure
+    # RFC 8601 2.2 allows [CFWS] before the authserv-id: "(x) mx.example.test; ..." claims to be ours.
     def test_forged_results_behind_a_comment_are_removed(self):
         m = self.checking_daemon()
         forged = b"Authentication-Results: (trust me) " + HOSTNAME.encode() + b"; dkim=pass header.d=forged.example\r\n"

@@ -15,8 +15,9 @@
 //   (RFC 8601) at the top of the message and removes any such header that claims to be ours.
 // - A filter that cannot decide (a scanner down, a timeout: a std::error_code instead of a
 //   verdict) is handled by its failure policy: tempfail (451 4.7.0, the default) or accept.
-// - Only when some filter wants the message is the message held in memory (up to the server's
-//   size limit) so it can be examined and changed before the target sees it.
+// - With a chain, the message is held in memory (up to the server's size limit) so that it can be
+//   examined and changed before the target sees it and forged results removed; on_message is
+//   called only on filters that want the message.
 #pragma once
 
 #include <memory>
@@ -148,8 +149,9 @@ class chain_session {
   bool wants_message_ = false;
 };
 
-/// Removes every `name` header field of the message's header whose value starts with `authserv_id`
-/// (RFC 8601 5: a claim from outside that looks like ours). Returns nullopt when none was there.
+/// Removes every Authentication-Results field of the message's header whose authserv-id (after
+/// any comments; a token or a quoted-string) is `authserv_id`, in any case (RFC 8601 5: a claim
+/// from outside that looks like ours). Returns nullopt when none was there.
 std::optional<std::string> remove_claimed_results(std::string_view message, std::string_view authserv_id);
 
 /// The values of every `name` field (any case) in the message's header, in order, unfolded
