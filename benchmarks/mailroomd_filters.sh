@@ -8,8 +8,9 @@
 # is routed to a "discard" transport so delivery stays out of the way of what is measured.
 # Before timing, one run checks that the chain really passes (spf=pass dkim=pass dmarc=pass in
 # the delivered message's Authentication-Results) and really verifies (a tampered copy gets
-# dkim=fail). Then RUNS rounds of both variants, the order alternating between rounds.
-#   benchmarks/mailroomd_filters.sh     (as root; about 2 minutes with the defaults)
+# dkim=fail). Then an untimed round and RUNS rounds of both variants, the order alternating
+# between rounds. Besides msg/s it reports mailroomd's CPU time (all threads) per message.
+#   benchmarks/mailroomd_filters.sh     (as root; about 3 minutes with the defaults)
 # Env: RUNS=5 MSGS=5000 SESSIONS=20 SIZE=5120; MAILROOMD, MAILROOMCTL, SMTP_BLAST: prebuilt
 # binaries (otherwise scripts/setup.sh builds the project and BUILD_DIR/bin is used).
 set -euo pipefail
@@ -132,27 +133,42 @@ done
 grep -q "dkim=fail" <<<"$bad" || { echo "the chain did not give dkim=fail for the altered message" >&2; exit 1; }
 
 ulimit -n 20000 2>/dev/null || true
-printf 'round\tvariant\tmsgs\tsize\tsessions\tmsg_per_s\n' > "$RESULTS_DIR/filters.tsv"
+cpu_ms() {  # PID -> user+system CPU time of the whole process so far, in ms
+  awk -v hz="$(getconf CLK_TCK)" '{sub(/.*\) /, ""); print ($12 + $13) * 1000 / hz}' "/proc/$1/stat"
+}
+one_run() {  # VARIANT -> "msg/s cpu_ms_per_msg"
+  local out rate cpu
+  start_mailroomd "$(config "$1" discard)"
+  sync; sleep 1
+  cpu=$(cpu_ms "$mr_pid")
+  out=$(blast "$DATA/signed.eml" "$MSGS" "$SESSIONS") || { echo "$1: $out" >&2; return 1; }
+  cpu=$(awk -v a="$cpu" -v b="$(cpu_ms "$mr_pid")" -v n="$MSGS" 'BEGIN {printf "%.3f", (b - a) / n}')
+  stop_mailroomd
+  rate=$(sed -n 's/.*msg_per_s=\([0-9.]*\).*/\1/p' <<<"$out")
+  echo "$rate $cpu"
+}
+# One untimed round first: the first runs on a quiet file system are faster (ext4 has no
+# recently deleted inodes to skip yet when it allocates the queue files' inodes).
+one_run plain > /dev/null
+one_run chained > /dev/null
+printf 'round\tvariant\tmsgs\tsize\tsessions\tmsg_per_s\tcpu_ms_per_msg\n' > "$RESULTS_DIR/filters.tsv"
 for r in $(seq "$RUNS"); do
   order="plain chained"
   [ $((r % 2)) -eq 0 ] && order="chained plain"
   for v in $order; do
-    start_mailroomd "$(config "$v" discard)"
-    sync; sleep 1
-    out=$(blast "$DATA/signed.eml" "$MSGS" "$SESSIONS") || { echo "$v: $out" >&2; exit 1; }
-    stop_mailroomd
-    rate=$(sed -n 's/.*msg_per_s=\([0-9.]*\).*/\1/p' <<<"$out")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$v" "$MSGS" "$(wc -c < "$DATA/signed.eml")" "$SESSIONS" "$rate" \
+    read -r rate cpu < <(one_run "$v")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$v" "$MSGS" "$(wc -c < "$DATA/signed.eml")" "$SESSIONS" "$rate" "$cpu" \
       | tee -a "$RESULTS_DIR/filters.tsv"
   done
 done
 
-col() { awk -v v="$1" '$2 == v {print $6}' "$RESULTS_DIR/filters.tsv"; }
+col() { awk -v v="$1" -v c="${2:-6}" '$2 == v {print $c}' "$RESULTS_DIR/filters.tsv"; }
 plain=$(col plain | median) chained=$(col chained | median)
 {
-  printf '%-8s %10s %20s\n' variant 'msg/s' '(min-max)'
+  printf '%-8s %10s %20s %18s\n' variant 'msg/s' '(min-max)' 'CPU ms/msg'
   for v in plain chained; do
-    printf '%-8s %10.1f %20s\n' "$v" "$(col $v | median)" "($(col $v | sort -g | head -1)-$(col $v | sort -g | tail -1))"
+    printf '%-8s %10.1f %20s %18.3f\n' "$v" "$(col $v | median)" "($(col $v | sort -g | head -1)-$(col $v | sort -g | tail -1))" \
+      "$(col $v 7 | median)"
   done
   awk -v p="$plain" -v c="$chained" 'BEGIN {printf "ratio chained/plain %.3f, cost %.1f %%\n", c / p, 100 * (1 - c / p)}'
   # The same per round (each round's two runs are neighbours in time).
