@@ -11,14 +11,14 @@
 # dkim=fail). Then an untimed round and RUNS rounds of both variants, the order alternating
 # between rounds. Besides msg/s it reports mailroomd's CPU time (all threads) per message.
 #   benchmarks/mailroomd_filters.sh     (as root; about 3 minutes with the defaults)
-# Env: RUNS=5 MSGS=5000 SESSIONS=20 SIZE=5120; MAILROOMD, MAILROOMCTL, SMTP_BLAST: prebuilt
+# Env: RUNS=5 MSGS=5000 SESSIONS=20 SIZE=5120 DATA=/var/tmp/peerbench/mailroomd-filters; MAILROOMD, MAILROOMCTL, SMTP_BLAST: prebuilt
 # binaries (otherwise scripts/setup.sh builds the project and BUILD_DIR/bin is used).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 RUNS="${RUNS:-5}" MSGS="${MSGS:-5000}" SESSIONS="${SESSIONS:-20}" SIZE="${SIZE:-5120}"
 RESULTS_DIR="${RESULTS_DIR:-/var/tmp/peerbench/results/mailroomd-filters-$(date +%Y%m%d-%H%M%S)}"
 DNS_PORT="${DNS_PORT:-2653}" MR_PORT="${MR_PORT:-2612}"
-DATA=/var/tmp/peerbench/mailroomd-filters
+DATA="${DATA:-/var/tmp/peerbench/mailroomd-filters}"  # its file system is the queue's
 command -v dnsmasq >/dev/null || { echo "dnsmasq is needed (apt-get install dnsmasq-base)" >&2; exit 1; }
 if [ -z "${MAILROOMD:-}" ] || [ -z "${MAILROOMCTL:-}" ] || [ -z "${SMTP_BLAST:-}" ]; then
   "$ROOT/scripts/setup.sh" >/dev/null
