@@ -70,12 +70,22 @@ mailroom::expected<config, std::string> load(std::string const& path) {
       auto const* l = node.as_table();
       if (!l) return bad("[[listener]] entries must be tables");
       listener x{(*l)["kind"].value_or(std::string{}), (*l)["address"].value_or(std::string{}),
-                 (*l)["allow_plaintext_auth"].value_or(false)};
+                 (*l)["allow_plaintext_auth"].value_or(false), std::nullopt};
       static constexpr std::string_view kinds[] = {"mx", "submission", "submissions", "lmtp", "pop3", "pop3s", "imap", "imaps"};
       if (std::find(std::begin(kinds), std::end(kinds), x.kind) == std::end(kinds))
         return bad("listener kind must be mx, submission, submissions, lmtp, pop3, pop3s, imap or imaps, not \"" + x.kind +
                    "\"");
       if (x.address.rfind(':') == std::string::npos) return bad("listener address must be ADDRESS:PORT");
+      if (auto const* fs = (*l)["filters"].as_array()) {
+        x.filters.emplace();
+        for (auto const& n : *fs) {
+          auto v = n.value<std::string>();
+          if (!v) return bad("listener filters must be a list of filter names");
+          x.filters->push_back(*v);
+        }
+        if (x.kind == "pop3" || x.kind == "pop3s" || x.kind == "imap" || x.kind == "imaps")
+          return bad("filters apply to SMTP and LMTP listeners only, not " + x.kind);
+      }
       c.listeners.push_back(std::move(x));
     }
   }
@@ -207,9 +217,15 @@ mailroom::expected<config, std::string> load(std::string const& path) {
       }
     if (fc.scanners_on_failure != "tempfail" && fc.scanners_on_failure != "accept")
       return bad("[filters] scanners_on_failure is tempfail or accept");
+  }
+  {
+    auto const& fc = c.filters;
     static constexpr std::string_view known[] = {"spf", "dkim", "dmarc", "dnsbl", "greylist", "rate_limit",
                                                  "clamd", "spamd", "rspamd", "dkim_sign"};
-    for (auto const* chain : {&fc.mx, &fc.submission})
+    std::vector<std::vector<std::string> const*> chains{&fc.mx, &fc.submission};
+    for (auto const& l : c.listeners)
+      if (l.filters) chains.push_back(&*l.filters);
+    for (auto const* chain : chains)
       for (auto const& name : *chain) {
         if (name.rfind("milter:", 0) == 0) {
           auto n = name.substr(7);

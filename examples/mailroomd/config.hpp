@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,8 @@ struct listener {
                         ///< "pop3" (110, STLS), "pop3s" (995), "imap" (143, STARTTLS), "imaps" (993)
   std::string address;  ///< "127.0.0.1:2525"
   bool allow_plaintext_auth = false;  ///< pop3/imap: passwords without TLS (trusted LANs only)
+  /// SMTP kinds: this listener's own filter chain instead of [filters] mx / submission.
+  std::optional<std::vector<std::string>> filters;
 };
 
 /// [[transport]]: where mail for a domain goes (Postfix transport(5) style).

@@ -152,6 +152,8 @@ filter_chains build_filters(config const& c, mailroom::executor ex, mailroom::ne
   };
   out.mx = chain(fc.mx);
   out.submission = chain(fc.submission);
+  for (auto const& l : c.listeners)
+    if (l.filters) out.per_listener[l.address] = chain(*l.filters);
   return out;
 }
 

@@ -2,6 +2,7 @@
 // submission listeners, built from the library's filters (mailroom/filter/checks.hpp).
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +19,8 @@ namespace mailroomd {
 struct filter_chains {
   std::unique_ptr<mailroom::filter::dns> dns;  ///< what the checks resolve through (outlives them)
   std::vector<mailroom::filter::chain_entry> mx, submission;
+  /// Listeners with their own `filters` list, by listener address.
+  std::map<std::string, std::vector<mailroom::filter::chain_entry>> per_listener;
 };
 
 /// Throws std::runtime_error naming the [filters] entry that cannot be set up (a key file, the

@@ -302,6 +302,7 @@ int run(std::string const& config_path, mailroomd::config const& c) {
   in.hostname = c.hostname;
   // [filters]: one chain for mail from outside (mx, lmtp), one for our users' (submission).
   auto chains = mailroomd::build_filters(c, io.get_executor(), *dns, logger);
+  auto const in_base = in;
   auto in_submission = in;
   in.filters = chains.mx;
   in_submission.filters = chains.submission;
@@ -309,6 +310,7 @@ int run(std::string const& config_path, mailroomd::config const& c) {
   auto inbound_submission = std::make_shared<mta::inbound>(std::move(in_submission), logger);
   smtp::server server(io.get_executor(), inbound, opts, logger);
   smtp::server submission_server(io.get_executor(), inbound_submission, opts, logger);
+  std::vector<std::unique_ptr<smtp::server>> own_servers;  // listeners with their own filters
   for (auto const& l : c.listeners) {
     if (l.kind == "imap" || l.kind == "imaps") {
       listen_reader<imap::listener_options>(imap_server, l, l.kind == "imaps");
@@ -329,8 +331,16 @@ int run(std::string const& config_path, mailroomd::config const& c) {
     } else if (l.kind == "lmtp") {
       lo.proto = smtp::protocol::lmtp;
     }
-    auto& srv = l.kind == "submission" || l.kind == "submissions" ? submission_server : server;
-    if (auto r = srv.listen(lo); !r) throw std::runtime_error("listen " + l.address + ": " + r.error().message());
+    smtp::server* srv = l.kind == "submission" || l.kind == "submissions" ? &submission_server : &server;
+    if (auto own = chains.per_listener.find(l.address); own != chains.per_listener.end()) {
+      // This listener's own chain: its own inbound and server, sharing everything else.
+      auto o = in_base;
+      o.filters = own->second;
+      auto b = std::make_shared<mta::inbound>(std::move(o), logger);
+      own_servers.push_back(std::make_unique<smtp::server>(io.get_executor(), b, opts, logger));
+      srv = own_servers.back().get();
+    }
+    if (auto r = srv->listen(lo); !r) throw std::runtime_error("listen " + l.address + ": " + r.error().message());
     std::cout << "mailroomd: " << l.kind << " on " << l.address << "\n";
   }
   std::cout << "mailroomd: mail for " << c.local_domains.front() << " goes to " << c.data_dir << "/mail/<user>/Maildir"
@@ -361,6 +371,7 @@ int run(std::string const& config_path, mailroomd::config const& c) {
     logger.notice("shutting down");
     asio::co_spawn(io, server.shutdown(std::chrono::seconds(10)), asio::detached);
     asio::co_spawn(io, submission_server.shutdown(std::chrono::seconds(10)), asio::detached);
+    for (auto& o : own_servers) asio::co_spawn(io, o->shutdown(std::chrono::seconds(10)), asio::detached);
     asio::co_spawn(io, pop3_server.shutdown(std::chrono::seconds(10)), asio::detached);
     asio::co_spawn(io, imap_server.shutdown(std::chrono::seconds(10)), asio::detached);
     qmgr->stop();

@@ -505,6 +505,23 @@ class AuthenticationTest(MailroomdCase):
         self.assertEqual(len(ours), 1, stored.decode(errors="replace"))
         self.assertNotIn(b"forged.example", stored)
 
+    def test_a_listener_with_its_own_chain(self):
+        # [filters] mx checks SPF; a second mx listener with `filters = []` checks nothing.
+        port = sinklib.free_port()
+        m = self.start('[outbound]\ndns_servers = ["127.0.0.1:%d"]\n[filters]\nmx = ["spf"]\n'
+                       '[[listener]]\nkind = "mx"\naddress = "127.0.0.1:%d"\nfilters = []\n' % (self.dns.port, port))
+        sinklib.wait_port(port, m.proc)
+        with smtplib.SMTP("127.0.0.1", port, timeout=20) as s:
+            self.assertEqual(s.sendmail("a@good.test", [DEMO], plain("a@good.test", "own", "own@good.test")), {})
+        stored = self.wait_folder(m, 1)[0][1]
+        self.assertEqual(self.our_results(stored), [], stored.decode(errors="replace"))
+        self.assertNotIn(b"Received-SPF", stored)
+        self.send(m, "a@good.test", plain("a@good.test", "shared", "shared@good.test"))
+        both = [raw for _, raw in self.wait_folder(m, 2)]
+        checked = [raw for raw in both if b"hello shared" in raw]
+        self.assertEqual(len(checked), 1)
+        self.assertRegex(self.our_results(checked[0])[0], r"\bspf=pass\b")
+
     def test_broken_signature_dmarc_passes_on_aligned_spf(self):
         m = self.checking_daemon()
         tampered = self.signed().replace(b"Signed by dkimpy.", b"Changed after signing.")
