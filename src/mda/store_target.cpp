@@ -187,21 +187,6 @@ std::string vacation_reply(sieve::vacation_action const& v, std::string const& r
   return m + "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + crlf(v.reason);
 }
 
-class string_body final : public smtp::message_source {
- public:
-  explicit string_body(std::string_view s) : s_(s) {}
-  task<result<std::span<char const>>> read() override {
-    auto out = done_ ? std::span<char const>() : std::span<char const>(s_.data(), s_.size());
-    done_ = true;
-    co_return out;
-  }
-  std::uint64_t size() const noexcept override { return done_ ? s_.size() : 0; }
-
- private:
-  std::string_view s_;
-  bool done_ = false;
-};
-
 class store_delivery final : public delivery::delivery {
  public:
   store_delivery(std::shared_ptr<store_target> target, address from, std::uint64_t size_hint)
@@ -389,7 +374,7 @@ class store_delivery final : public delivery::delivery {
     if (!d) co_return fail(d.error());
     smtp::rcpt_params const params{};
     if (auto refused = co_await (*d)->add_rcpt(m.to, params); refused) co_return fail(errc::invalid_argument);
-    string_body body(m.content);
+    smtp::memory_source body(m.content);
     if (auto r = co_await (*d)->body(body); !r) co_return fail(r.error());
     auto id = co_await (*d)->commit();
     if (!id) co_return fail(id.error());

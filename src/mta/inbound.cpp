@@ -71,29 +71,6 @@ class prefixed_source final : public smtp::message_source {
   bool sent_prefix_ = false;
 };
 
-// A message held in memory (after the filters looked at it), with our headers in front.
-class memory_source final : public smtp::message_source {
- public:
-  memory_source(std::string prefix, std::string_view content) : prefix_(std::move(prefix)), content_(content) {}
-  task<result<std::span<char const>>> read() override {
-    if (step_ == 0) {
-      step_ = 1;
-      if (!prefix_.empty()) co_return std::span<char const>(prefix_.data(), prefix_.size());
-    }
-    if (step_ == 1) {
-      step_ = 2;
-      if (!content_.empty()) co_return std::span<char const>(content_.data(), content_.size());
-    }
-    co_return std::span<char const>();
-  }
-  std::uint64_t size() const noexcept override { return content_.size(); }
-
- private:
-  std::string prefix_;
-  std::string_view content_;
-  int step_ = 0;
-};
-
 class inbound_handler final : public smtp::session_handler {
  public:
   inbound_handler(inbound_options const& opts, log::logger const& log, smtp::session_info const& info)
@@ -188,7 +165,7 @@ class inbound_handler final : public smtp::session_handler {
       if (out.what == filter::verdict::kind::quarantine) hold = true;
       received += out.headers;
       std::string_view const final_content = out.message ? std::string_view(*out.message) : std::string_view(content);
-      memory_source src(std::move(received), final_content);
+      smtp::memory_source src(final_content, std::move(received));
       stored = co_await delivery_->body(src);
     }
     if (!stored) {

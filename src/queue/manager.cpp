@@ -51,23 +51,6 @@ class file_source final : public smtp::message_source {
   std::uint64_t pos_ = 0;
 };
 
-// A DSN on its way into the spool.
-class string_source final : public smtp::message_source {
- public:
-  explicit string_source(std::string_view s) : s_(s) {}
-  task<result<std::span<char const>>> read() override {
-    auto n = std::min<std::size_t>(s_.size() - pos_, 64 * 1024);
-    std::span<char const> out(s_.data() + pos_, n);
-    pos_ += n;
-    co_return out;
-  }
-  std::uint64_t size() const noexcept override { return pos_; }
-
- private:
-  std::string_view s_;
-  std::size_t pos_ = 0;
-};
-
 // The first `n` octets of a queued message's body.
 result<std::string> read_prefix(queued_message const& m, std::uint64_t n) {
   n = std::min(n, m.body_size);
@@ -344,7 +327,7 @@ task<result<std::string>> manager::queue_dsn(queued_message const& m, std::vecto
     (*d)->abort();
     co_return fail(errc::limit_exceeded);
   }
-  string_source src(text);
+  smtp::memory_source src(text);
   auto stored = co_await (*d)->body(src);
   if (!stored) {
     (*d)->abort();

@@ -76,6 +76,16 @@ task<result<std::string>> read_all(message_source& src) {
   }
 }
 
+task<result<std::span<char const>>> memory_source::read() {
+  while (step_ < 2) {
+    std::string_view const piece = step_++ == 0 ? std::string_view(prefix_) : content_;
+    if (piece.empty()) continue;
+    handed_out_ += piece.size();
+    co_return std::span<char const>(piece.data(), piece.size());
+  }
+  co_return std::span<char const>();
+}
+
 // ---- server state ----------------------------------------------------------------------------
 
 class session;

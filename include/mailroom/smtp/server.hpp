@@ -72,6 +72,22 @@ class message_source {
 /// Reads the whole message into memory (for handlers that want it; bounded by the size limit).
 task<result<std::string>> read_all(message_source& src);
 
+/// A message already in memory, handed out as `prefix` (e.g. trace fields; owned) and then
+/// `content` (not owned: it must outlive the source), each in one piece.
+class memory_source final : public message_source {
+ public:
+  explicit memory_source(std::string_view content, std::string prefix = {})
+      : prefix_(std::move(prefix)), content_(content) {}
+  task<result<std::span<char const>>> read() override;
+  std::uint64_t size() const noexcept override { return handed_out_; }
+
+ private:
+  std::string prefix_;
+  std::string_view content_;
+  int step_ = 0;
+  std::uint64_t handed_out_ = 0;
+};
+
 /// Per-connection hooks. Defaults accept everything except DATA, which the embedder must handle.
 class session_handler {
  public:
