@@ -45,7 +45,7 @@ filter_chains build_filters(config const& c, mailroom::executor ex, mailroom::ne
     if (name == "spf") {
       flt::spf_filter_options o;
       o.reject_fail = fc.spf_fail == "reject";
-      o.receiver = c.hostname;
+      o.spf.receiver = c.hostname;
       return {flt::make_spf_filter(dns, o), flt::failure_policy::tempfail};
     }
     if (name == "dkim") return {flt::make_dkim_verify_filter(dns), flt::failure_policy::tempfail};

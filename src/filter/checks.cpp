@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "mailroom/filter/dmarc.hpp"
+#include "filter/detail/stateless_filter.hpp"
 
 namespace mailroom::filter {
 
@@ -12,39 +13,13 @@ bool authenticated(smtp::session_info const* s) { return s && s->auth.has_value(
 
 std::string address_text(std::optional<address> const& a) { return a ? a->to_string() : std::string(); }
 
-// A filter whose state needs only the filter itself: the per-connection state forwards to it.
-template <class Filter>
-class forwarding_state final : public filter_state {
- public:
-  explicit forwarding_state(Filter& f) : f_(f) {}
-  task<result<verdict>> on_connect(smtp::session_info const& s) override { co_return co_await f_.connect(s); }
-  task<result<verdict>> on_mail(transaction& t) override { co_return co_await f_.mail(t); }
-  task<result<verdict>> on_rcpt(transaction& t, address const& rcpt) override { co_return co_await f_.rcpt(t, rcpt); }
-  task<result<verdict>> on_message(transaction& t, std::string_view m) override { co_return co_await f_.message(t, m); }
-
- private:
-  Filter& f_;
-};
-
-// Phases a check does not use answer accept.
-class check_base : public filter, public std::enable_shared_from_this<check_base> {
- public:
-  virtual task<result<verdict>> connect(smtp::session_info const&) { co_return verdict{}; }
-  virtual task<result<verdict>> mail(transaction&) { co_return verdict{}; }
-  virtual task<result<verdict>> rcpt(transaction&, address const&) { co_return verdict{}; }
-  virtual task<result<verdict>> message(transaction&, std::string_view) { co_return verdict{}; }
-  task<result<std::unique_ptr<filter_state>>> begin(smtp::session_info const&) override {
-    co_return std::make_unique<forwarding_state<check_base>>(*this);
-  }
-};
+using check_base = detail::stateless_filter;
 
 // --- SPF ---------------------------------------------------------------------------------------
 
 class spf_filter final : public check_base {
  public:
-  spf_filter(dns& d, spf_filter_options o) : dns_(d), opts_(std::move(o)) {
-    if (opts_.spf.receiver == "unknown" && !opts_.receiver.empty()) opts_.spf.receiver = opts_.receiver;
-  }
+  spf_filter(dns& d, spf_filter_options o) : dns_(d), opts_(std::move(o)) {}
   std::string_view name() const override { return "spf"; }
 
   task<result<verdict>> mail(transaction& t) override {
@@ -61,7 +36,7 @@ class spf_filter final : public check_base {
     else r.properties.push_back({"smtp.helo", o.helo});
     t.results.push_back(std::move(r));
     verdict v;
-    v.add_headers.push_back("Received-SPF: " + spf::received_spf(o, opts_.receiver));
+    v.add_headers.push_back("Received-SPF: " + spf::received_spf(o, opts_.spf.receiver));
     if (opts_.reject_fail && o.result == spf::status::fail) {
       std::string text = "SPF validation failed for " + o.domain;
       if (!o.explanation.empty()) text += ": " + o.explanation;

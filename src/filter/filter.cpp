@@ -1,5 +1,8 @@
 #include "mailroom/filter/filter.hpp"
 
+#include "mailroom/core/text.hpp"
+#include "mailroom/mime/message.hpp"
+
 #include <algorithm>
 #include <cctype>
 
@@ -27,11 +30,6 @@ std::string quoted(std::string_view v) {
   return out + "\"";
 }
 
-bool iequal(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](unsigned char x, unsigned char y) {
-           return std::tolower(x) == std::tolower(y);
-         });
-}
 
 smtp::reply default_reply(verdict::kind k, int phase) {
   if (k == verdict::kind::tempfail) return {451, {4, 7, 1}, "Try again later"};
@@ -95,7 +93,7 @@ task<result<verdict>> filter_state::on_rcpt(transaction&, address const&) { co_r
 task<result<verdict>> filter_state::on_message(transaction&, std::string_view) { co_return verdict{}; }
 
 chain_session::chain_session(std::span<chain_entry const> entries, log::logger const& log)
-    : entries_(entries.begin(), entries.end()), log_(log.with_component("filter")) {
+    : entries_(entries), log_(log.with_component("filter")) {
   for (auto const& e : entries_) wants_message_ = wants_message_ || e.f->wants_message();
 }
 
@@ -215,37 +213,6 @@ task<chain_session::message_outcome> chain_session::message(std::string_view con
 
 namespace {
 
-// Calls f(start, end, name, value) for each field of the message's header; stops at the empty
-// line (or the end).
-template <class F>
-std::size_t for_each_field(std::string_view message, F&& f) {
-  std::size_t pos = 0;
-  while (pos < message.size()) {
-    auto eol = message.find("\r\n", pos);
-    if (eol == pos) break;  // the end of the header
-    // One field: this line and its continuation lines.
-    auto end = eol == std::string_view::npos ? message.size() : eol + 2;
-    while (end < message.size() && (message[end] == ' ' || message[end] == '\t')) {
-      auto next = message.find("\r\n", end);
-      end = next == std::string_view::npos ? message.size() : next + 2;
-    }
-    auto field = message.substr(pos, end - pos);
-    auto colon = field.find(':');
-    if (colon != std::string_view::npos) f(pos, end, field.substr(0, colon), field.substr(colon + 1));
-    pos = end;
-  }
-  return pos;
-}
-
-std::string_view trim_front(std::string_view v) {
-  auto first = v.find_first_not_of(" \t\r\n");
-  return first == std::string_view::npos ? std::string_view() : v.substr(first);
-}
-
-}  // namespace
-
-namespace {
-
 // The authserv-id at the start of an Authentication-Results value (RFC 8601 2.2): after any
 // white space and comments, a token or a quoted-string; "" when there is none.
 std::string authserv_id_of(std::string_view v) {
@@ -283,30 +250,33 @@ std::string authserv_id_of(std::string_view v) {
 }  // namespace
 
 std::optional<std::string> remove_claimed_results(std::string_view message, std::string_view authserv_id) {
+  // Past mime::limits (10,000 fields, 1 MiB of header) what was read so far is still cleaned.
+  std::vector<mime::field> fields;
+  (void)mime::parse_header(message, 0, fields);
   std::string out;
   bool removed = false;
   std::size_t kept_from = 0;  // the first byte not yet copied to out
-  for_each_field(message, [&](std::size_t start, std::size_t stop, std::string_view name, std::string_view value) {
-    if (!iequal(name, "Authentication-Results") || !iequal(authserv_id_of(value), authserv_id)) return;
+  for (auto const& f : fields) {
+    if (!text::iequals(f.name, "Authentication-Results") || !text::iequals(authserv_id_of(f.value), authserv_id)) continue;
+    auto const start = static_cast<std::size_t>(f.name.data() - message.data());
+    auto stop = static_cast<std::size_t>(f.value.data() - message.data()) + f.value.size();
+    if (message.substr(stop, 2) == "\r\n") stop += 2;
+    else if (message.substr(stop, 1) == "\n") stop += 1;
     out.append(message.substr(kept_from, start - kept_from));
     kept_from = stop;
     removed = true;
-  });
+  }
   if (!removed) return std::nullopt;
   out.append(message.substr(kept_from));
   return out;
 }
 
 std::vector<std::string> header_values(std::string_view message, std::string_view name) {
+  std::vector<mime::field> fields;
+  (void)mime::parse_header(message, 0, fields);
   std::vector<std::string> out;
-  for_each_field(message, [&](std::size_t, std::size_t, std::string_view n, std::string_view value) {
-    if (!iequal(n, name)) return;
-    std::string v;
-    for (char c : trim_front(value))
-      if (c != '\r' && c != '\n') v += c;
-    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.pop_back();
-    out.push_back(std::move(v));
-  });
+  for (auto const& f : fields)
+    if (text::iequals(f.name, name)) out.push_back(mime::unfold(f.value));
   return out;
 }
 

@@ -3,6 +3,7 @@
 
 #include "mailroom/filter/checks.hpp"
 #include "mailroom/filter/scanner.hpp"
+#include "filter/detail/stateless_filter.hpp"
 
 namespace mailroom::filter {
 
@@ -20,36 +21,22 @@ std::string one_line(std::string_view v, std::size_t max = 200) {
   return out;
 }
 
-// The per-connection state forwards the message to the filter; nothing else is looked at.
-template <class F>
-class message_state final : public filter_state {
- public:
-  explicit message_state(F& f) : f_(f) {}
-  task<result<verdict>> on_message(transaction& t, std::string_view m) override { co_return co_await f_.scan(t, m); }
-
- private:
-  F& f_;
-};
-
-template <class Derived>
-class scanner_filter : public filter {
+// Scanners look at the message only.
+class scanner_filter : public detail::stateless_filter {
  public:
   bool wants_message() const override { return true; }
-  task<result<std::unique_ptr<filter_state>>> begin(smtp::session_info const&) override {
-    co_return std::make_unique<message_state<Derived>>(static_cast<Derived&>(*this));
-  }
 
  protected:
   // A message over the scanner's size limit passes unscanned (logged); other errors are failures.
   static bool too_large(std::error_code ec) { return ec == make_error_code(scan_errc::message_too_large); }
 };
 
-class clamd_filter final : public scanner_filter<clamd_filter> {
+class clamd_filter final : public scanner_filter {
  public:
   clamd_filter(executor ex, clamd_options o, log::logger log) : client_(std::move(ex), o, log), log_(log) {}
   std::string_view name() const override { return "clamd"; }
 
-  task<result<verdict>> scan(transaction&, std::string_view m) {
+  task<result<verdict>> message(transaction&, std::string_view m) override {
     auto v = co_await client_.scan(m);
     verdict out;
     if (!v) {
@@ -70,13 +57,13 @@ class clamd_filter final : public scanner_filter<clamd_filter> {
   log::logger log_;
 };
 
-class spamd_filter final : public scanner_filter<spamd_filter> {
+class spamd_filter final : public scanner_filter {
  public:
   spamd_filter(executor ex, spamd_options o, double reject_score, log::logger log)
       : client_(std::move(ex), o, log), reject_score_(reject_score), log_(log) {}
   std::string_view name() const override { return "spamd"; }
 
-  task<result<verdict>> scan(transaction&, std::string_view m) {
+  task<result<verdict>> message(transaction&, std::string_view m) override {
     auto v = co_await client_.scan(m, spamd_command::symbols);
     verdict out;
     if (!v) {
@@ -101,12 +88,12 @@ class spamd_filter final : public scanner_filter<spamd_filter> {
   log::logger log_;
 };
 
-class rspamd_filter final : public scanner_filter<rspamd_filter> {
+class rspamd_filter final : public scanner_filter {
  public:
   rspamd_filter(executor ex, rspamd_options o, log::logger log) : client_(std::move(ex), o, log), log_(log) {}
   std::string_view name() const override { return "rspamd"; }
 
-  task<result<verdict>> scan(transaction& t, std::string_view m) {
+  task<result<verdict>> message(transaction& t, std::string_view m) override {
     rspamd_envelope env;
     if (t.session) {
       env.ip = t.session->remote.address();

@@ -70,7 +70,7 @@ TEST_CASE("SPF records pass and fail, adds Received-SPF, refuses a fail only whe
   flt::static_dns dns;
   dns.add_txt("good.test", "v=spf1 ip4:192.0.2.1 -all");
   flt::spf_filter_options o;
-  o.receiver = "mx.example.test";
+  o.spf.receiver = "mx.example.test";
   auto r = through({{flt::make_spf_filter(dns, o)}}, "a@good.test", "Subject: x\r\n\r\nx\r\n");
   CHECK_FALSE(r.mail);
   CHECK(result_of(r, "spf") == "pass");

@@ -34,8 +34,7 @@ namespace mailroom::filter {
 
 struct spf_filter_options {
   bool reject_fail = false;  ///< fail: 550 5.7.23 at MAIL (RFC 7372); else recorded only
-  std::string receiver;      ///< our host name, in Received-SPF
-  spf::options spf;
+  spf::options spf;          ///< spf.receiver: our host name, also in Received-SPF
 };
 /// At MAIL: the MAIL FROM identity (postmaster@HELO for a null sender); adds Received-SPF.
 std::shared_ptr<filter> make_spf_filter(dns& d, spf_filter_options opts);

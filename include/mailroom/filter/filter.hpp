@@ -105,7 +105,8 @@ struct chain_entry {
   failure_policy on_failure = failure_policy::tempfail;
 };
 
-/// Runs a list of filters for one connection; see the contract above.
+/// Runs a list of filters for one connection; see the contract above. The entries must outlive
+/// the session (mta::inbound keeps them in its options).
 class chain_session {
  public:
   chain_session(std::span<chain_entry const> entries, log::logger const& log);
@@ -140,7 +141,7 @@ class chain_session {
     chain_entry const* entry;
     std::unique_ptr<filter_state> state;
   };
-  std::vector<chain_entry> entries_;
+  std::span<chain_entry const> entries_;
   std::vector<member> members_;
   log::logger log_;
   transaction t_;
