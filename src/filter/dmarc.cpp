@@ -254,8 +254,11 @@ result<record> parse_record(std::string_view text, record_limits limits) {
 result<std::string> from_domain(std::span<std::string_view const> from_fields) {
   if (from_fields.empty()) return fail(errc::no_from);
   if (from_fields.size() > 1) return fail(errc::multiple_from);
-  // Enough entries to tell one mailbox from several, group markers included.
-  auto list = mime::parse_address_list(from_fields[0], 64);
+  // A list that fills the cap counts as several mailboxes: padding (empty groups count two
+  // entries each) must not hide a second mailbox behind the cap.
+  constexpr std::size_t cap = 1000;
+  auto list = mime::parse_address_list(from_fields[0], cap);
+  if (list.size() >= cap) return fail(errc::multiple_from);
   mime::address const* one = nullptr;
   for (auto const& a : list) {
     if (a.group || a.group_end) continue;

@@ -226,6 +226,10 @@ TEST_CASE("dmarc: the From domain (6.6.1)") {
   std::string many;
   for (int i = 0; i < 100000; ++i) many += "u" + std::to_string(i) + "@example.com, ";
   CHECK(err(many) == dmarc::errc::multiple_from);
+  // Empty groups as padding cannot push a second mailbox out of sight.
+  std::string padded = "a@evil.example";
+  for (int i = 0; i < 600; ++i) padded += ", g" + std::to_string(i) + ":;";
+  CHECK(err(padded + ", ceo@bank.example") == dmarc::errc::multiple_from);
   std::vector<std::string_view> two{"a@example.com", "a@example.com"};
   CHECK(dmarc::from_domain(std::span<std::string_view const>(two)).error() == dmarc::errc::multiple_from);
   CHECK(dmarc::from_domain(std::span<std::string_view const>()).error() == dmarc::errc::no_from);
