@@ -11,6 +11,7 @@
 
 #include "mailroom/core/error.hpp"
 #include "mailroom/filter/milter.hpp"
+#include "mailroom/filter/scanner.hpp"
 #include "mailroom/net/error.hpp"
 #include "mailroom/net/tcp_stream.hpp"
 
@@ -89,24 +90,6 @@ task<result<std::unique_ptr<net::stream>>> connect_local(executor ex, std::strin
   co_return std::unique_ptr<net::stream>(std::make_unique<local_stream>(std::move(s)));
 }
 
-task<result<std::unique_ptr<net::stream>>> connect_inet(executor ex, std::string const& host_spec, std::uint16_t port, bool v6,
-                                                         std::chrono::milliseconds d) {
-  std::string host = host_spec;
-  if (host.size() > 1 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  std::error_code ec;
-  auto addr = asio::ip::make_address(host, ec);
-  if (ec) {  // a name: resolve it
-    asio::ip::tcp::resolver resolver(ex);
-    std::string const service = std::to_string(port);
-    auto [rec, results] = co_await resolver.async_resolve(v6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), host,
-                                                           service, use_tuple);
-    if (rec || results.empty()) co_return fail(rec ? rec : make_error_code(mailroom::errc::not_found));
-    addr = results.begin()->endpoint().address();
-  }
-  auto s = co_await net::tcp_stream::connect(ex, asio::ip::tcp::endpoint(addr, port), d);
-  if (!s) co_return fail(s.error());
-  co_return std::unique_ptr<net::stream>(std::move(*s));
-}
 
 // "{name}" and "name" are the same macro.
 std::string_view bare_name(std::string_view n) {
@@ -165,25 +148,21 @@ std::string milter_value(std::string_view v, bool leading_space) {
 }  // namespace
 
 task<result<std::unique_ptr<client>>> client::connect(executor ex, std::string_view spec, client_options opts) {
-  auto colon = spec.find(':');
-  if (colon == std::string_view::npos) co_return fail(errc::bad_socket);
-  std::string_view const kind = spec.substr(0, colon);
-  std::string_view const where = spec.substr(colon + 1);
+  // One address syntax with the scanners (scanner.hpp): IP literals only, so connecting never
+  // waits on a resolver without a deadline, and unix paths checked for length.
+  std::string text(spec);
+  if (text.starts_with("local:")) text.replace(0, 6, "unix:");
+  else if (text.starts_with("inet6:")) text.replace(0, 6, "inet:");
+  if (!text.starts_with("unix:") && !text.starts_with("inet:")) co_return fail(errc::bad_socket);
+  auto where = scanner_address::parse(text);
+  if (!where) co_return fail(errc::bad_socket);
   result<std::unique_ptr<net::stream>> s = fail(errc::bad_socket);
-  if (kind == "unix" || kind == "local") {
-    if (where.empty()) co_return fail(errc::bad_socket);
-    std::string path(where);
-    s = co_await connect_local(ex, path, opts.limits.connect);
-  } else if (kind == "inet" || kind == "inet6") {
-    auto at = where.find('@');
-    if (at == std::string_view::npos || at == 0 || at + 1 == where.size()) co_return fail(errc::bad_socket);
-    unsigned port = 0;
-    auto [p, ec] = std::from_chars(where.data(), where.data() + at, port);
-    if (ec != std::errc() || p != where.data() + at || port == 0 || port > 65535) co_return fail(errc::bad_socket);
-    std::string host(where.substr(at + 1));
-    s = co_await connect_inet(ex, host, static_cast<std::uint16_t>(port), kind == "inet6", opts.limits.connect);
+  if (where->k == scanner_address::kind::unix_socket) {
+    s = co_await connect_local(ex, where->path, opts.limits.connect);
   } else {
-    co_return fail(errc::bad_socket);
+    auto t = co_await net::tcp_stream::connect(ex, where->endpoint, opts.limits.connect);
+    if (t) s = std::unique_ptr<net::stream>(std::move(*t));
+    else s = fail(t.error());
   }
   if (!s) co_return fail(s.error());
   auto c = std::make_unique<client>(std::move(*s), opts);
@@ -431,7 +410,8 @@ task<result<outcome>> client::end_of_message(macro_list m) {
     if (std::holds_alternative<progress>(*r) || std::holds_alternative<symlist>(*r)) continue;
     if (auto mod = std::get_if<modification>(&*r)) {
       if (!(neg_.actions & needed_action(*mod))) co_return fail(broken(make_error_code(errc::unexpected_response)));
-      if (mod->what == modification::kind::replace_body) body_octets += mod->value.size();
+      // Every change counts: header values, recipients and reasons as much as a new body.
+      body_octets += mod->name.size() + mod->value.size();
       if (out.changes.size() >= opts_.max_modifications || body_octets > opts_.max_body_replacement)
         co_return fail(broken(make_error_code(errc::too_many_changes)));
       out.changes.push_back(std::move(*mod));

@@ -71,7 +71,9 @@ scanner_address scanner_address::unix_socket(std::string path) {
 }
 
 result<scanner_address> scanner_address::parse(std::string_view text) {
-  if (text.starts_with("unix:")) text.remove_prefix(5);
+  bool const unix_prefix = text.starts_with("unix:");
+  if (unix_prefix) text.remove_prefix(5);
+  if (unix_prefix && !text.starts_with("/")) return fail(errc::invalid_argument);
   if (text.starts_with("/")) {
     if (text.size() > max_unix_path || text.find('\0') != std::string_view::npos) return fail(errc::invalid_argument);
     return unix_socket(std::string(text));

@@ -82,6 +82,7 @@ TEST_CASE("scanner addresses") {
   CHECK(a.endpoint == asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 3310));
   CHECK(a.to_string() == "inet:3310@127.0.0.1");
   CHECK(scanner_address::parse("127.0.0.1:783").value().endpoint.port() == 783);
+  CHECK_FALSE(scanner_address::parse("unix:127.0.0.1:3310"));  // unix: takes a path, nothing else
   CHECK(scanner_address::parse("localhost:11333").value().endpoint.address().to_string() == "127.0.0.1");
   auto v6 = scanner_address::parse("[::1]:11333").value();
   CHECK(v6.endpoint.address().to_string() == "::1");

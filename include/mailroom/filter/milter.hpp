@@ -18,8 +18,8 @@
 // (SMFIP_NR_*) are sent and give continue_ without waiting. Macros given for a step go in an
 // SMFIC_MACRO packet before it, only those the milter listed for that stage if it sent a list
 // (names match with or without braces); none given, no packet. Every response packet has a
-// deadline however it is split (timeouts: command, end_of_message; connect for the socket; a host
-// name is resolved without one, so configure an address); an SMFIR_PROGRESS restarts the
+// deadline however it is split (timeouts: command, end_of_message; connect for the socket; hosts
+// are IP literals or localhost, never resolved); an SMFIR_PROGRESS restarts the
 // end-of-message deadline, within end_of_message_total. Modifications are accepted only at end of
 // message and only for actions the milter negotiated. Any error leaves the client unusable: the
 // milter unreachable (the socket's error), timing out (net::errc::timeout), closing
@@ -259,6 +259,7 @@ struct client_options {
   timeouts limits;
   std::size_t max_packet = 1 << 20;
   std::size_t max_modifications = 10000;
+  /// Octets of all changes together (a new body, header names and values, recipients).
   std::size_t max_body_replacement = std::size_t(64) << 20;
 };
 
@@ -270,7 +271,8 @@ struct outcome {
 
 class client {
  public:
-  /// Connects to "inet:PORT@HOST", "inet6:PORT@HOST" or "unix:/path" ("local:" too) and negotiates.
+  /// Connects to "inet:PORT@HOST", "inet6:PORT@HOST" (HOST an IP literal or localhost) or
+  /// "unix:/path" ("local:" too; at most 107 octets) and negotiates; errc::bad_socket otherwise.
   static task<result<std::unique_ptr<client>>> connect(executor ex, std::string_view socket_spec,
                                                        client_options opts = {});
   /// Over an already connected stream; call negotiate() next.
