@@ -132,10 +132,15 @@ class runner {
     if (!vars_on_ || in.find("${") == std::string::npos) return in;
     std::string out;
     std::size_t i = 0;
+    std::size_t close = 0;  // the first '}' at or after the last search start: found once, reused
     while (i < in.size()) {
       if (in.compare(i, 2, "${") == 0) {
-        std::size_t close = in.find('}', i + 2);
-        if (close != std::string::npos) {
+        if (close != std::string::npos && close < i + 2) close = in.find('}', i + 2);
+        if (close == std::string::npos) {  // no '}' is left: the rest is literal (linear, not quadratic)
+          out.append(in, i, std::string::npos);
+          break;
+        }
+        {
           std::string_view name = std::string_view(in).substr(i + 2, close - i - 2);
           if (detail::valid_variable_name(name, true)) {
             out += variable(name);
