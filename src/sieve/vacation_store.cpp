@@ -1,6 +1,11 @@
 // vacation_store implementations: see vacation_store.hpp.
 #include "mailroom/sieve/vacation_store.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "mailroom/core/durable.hpp"
+
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -53,10 +58,27 @@ std::map<std::uint64_t, std::int64_t> load(std::filesystem::path const& file, st
 
 }  // namespace
 
+std::map<std::uint64_t, std::int64_t> const& file_vacation_store::entries() {
+  std::error_code ec;
+  auto const size = std::filesystem::file_size(file_, ec);
+  if (ec) {
+    entries_.clear();
+    seen_size_ = static_cast<std::uintmax_t>(-1);
+    return entries_;
+  }
+  auto const time = std::filesystem::last_write_time(file_, ec);
+  if (size != seen_size_ || time != seen_time_) {
+    entries_ = load(file_, max_bytes_);
+    seen_size_ = size;
+    seen_time_ = time;
+  }
+  return entries_;
+}
+
 bool file_vacation_store::seen(std::string_view key, std::int64_t period_seconds, std::int64_t now) {
-  auto entries = load(file_, max_bytes_);
-  auto it = entries.find(fnv1a(key));
-  return it != entries.end() && it->second >= now - period_seconds;
+  auto const& all = entries();
+  auto it = all.find(fnv1a(key));
+  return it != all.end() && it->second >= now - period_seconds;
 }
 
 void file_vacation_store::record(std::string_view key, std::int64_t now) {
@@ -78,18 +100,22 @@ void file_vacation_store::record(std::string_view key, std::int64_t now) {
   std::sort(keep.begin(), keep.end());
   std::size_t const per_line = 34;  // "<10-digit time> <16 hex>\n", roughly
   while (!keep.empty() && keep.size() * per_line > max_bytes_ / 2) keep.erase(keep.begin(), keep.begin() + (keep.size() + 1) / 2);
+  std::string text;
+  for (auto const& [t, h] : keep) {
+    std::snprintf(line, sizeof line, "%lld %016llx\n", static_cast<long long>(t), static_cast<unsigned long long>(h));
+    text += line;
+  }
+  // Durable replacement: a crash leaves the old file or the new one, never an empty one (an
+  // empty one would send every sender another reply).
   auto tmp = file_;
   tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) return;
-    for (auto const& [t, h] : keep) {
-      std::snprintf(line, sizeof line, "%lld %016llx\n", static_cast<long long>(t), static_cast<unsigned long long>(h));
-      out << line;
-    }
-    if (!out.flush()) return;
-  }
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return;
+  bool const ok = !write_all(fd, text) && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok) return;
   std::filesystem::rename(tmp, file_, ec);
+  if (!ec) (void)fsync_directory(file_.parent_path().empty() ? std::string(".") : file_.parent_path().string());
 }
 
 }  // namespace mailroom::sieve

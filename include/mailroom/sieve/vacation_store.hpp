@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -50,9 +51,15 @@ class file_vacation_store final : public vacation_store {
   void record(std::string_view key, std::int64_t now) override;
 
  private:
+  /// The file's entries, read again only when its size or time changed (another process).
+  std::map<std::uint64_t, std::int64_t> const& entries();
+
   std::filesystem::path file_;
   std::size_t max_bytes_;
   std::int64_t max_age_;
+  std::map<std::uint64_t, std::int64_t> entries_;
+  std::uintmax_t seen_size_ = static_cast<std::uintmax_t>(-1);
+  std::filesystem::file_time_type seen_time_{};
 };
 
 }  // namespace mailroom::sieve
