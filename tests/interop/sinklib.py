@@ -64,20 +64,37 @@ class Mailroomd:
         make_cert(d)
         with open(d + "/passwd", "w") as f:
             f.write("%s:{PLAIN}%s\n" % (self.USER, self.PASS))
-        addresses = dict(addresses or {})
-        for k in kinds:
-            addresses.setdefault(k, "127.0.0.1:%d" % free_port())
-        self.addresses = addresses
-        self.ports = {k: int(a.rsplit(":", 1)[1]) for k, a in addresses.items()}
-        self.config = d + "/mailroomd.toml"
-        with open(self.config, "w") as f:
-            f.write('hostname = "%s"\ndata_dir = "%s"\nlocal_domains = ["%s"]\n' % (hostname, d, domain))
-            f.write('[tls]\ncert = "%s/cert.pem"\nkey = "%s/key.pem"\n[auth]\npasswd_file = "%s/passwd"\n' % (d, d, d))
-            for kind, address in self.addresses.items():
-                f.write('[[listener]]\nkind = "%s"\naddress = "%s"\n' % (kind, address))
-            f.write(extra_config)
-        self.log = open(d + "/log", "w+")
-        self.start()
+        given = dict(addresses or {})
+        chosen = [k for k in kinds if k not in given]
+        # free_port() only finds a port that was free a moment ago: it may hand the same port to
+        # two listeners here, or a test running in parallel may take it first. Then mailroomd
+        # cannot listen ("in use"): ports are kept distinct, and chosen again a few times.
+        for attempt in range(3):
+            addresses = dict(given)
+            for k in chosen:
+                port = free_port()
+                while "127.0.0.1:%d" % port in addresses.values():
+                    port = free_port()
+                addresses[k] = "127.0.0.1:%d" % port
+            self.addresses = addresses
+            self.ports = {k: int(a.rsplit(":", 1)[1]) for k, a in addresses.items()}
+            self.config = d + "/mailroomd.toml"
+            with open(self.config, "w") as f:
+                f.write('hostname = "%s"\ndata_dir = "%s"\nlocal_domains = ["%s"]\n' % (hostname, d, domain))
+                f.write('[tls]\ncert = "%s/cert.pem"\nkey = "%s/key.pem"\n[auth]\npasswd_file = "%s/passwd"\n' % (d, d, d))
+                for kind, address in self.addresses.items():
+                    f.write('[[listener]]\nkind = "%s"\naddress = "%s"\n' % (kind, address))
+                f.write(extra_config)
+            self.log = open(d + "/log", "w+")
+            try:
+                self.start()
+                return
+            except RuntimeError:
+                self.log.seek(0)
+                taken = "in use" in self.log.read()
+                self.log.close()
+                if attempt == 2 or not taken or not chosen:
+                    raise
 
     def start(self):
         self.proc = subprocess.Popen([os.path.join(BIN_DIR, "mailroomd"), "--config", self.config],
